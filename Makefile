@@ -1,0 +1,68 @@
+# River Lifeguard: build, lint and test everything from a fresh machine.
+#
+#   make test       installs and builds what it needs, then runs every test
+#   make demo       the main job on the embedded local environment
+#
+# Go tools are built once into $(LIFEGUARD_CACHE)/tools/<tool>-<version>-<go>/.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export LIFEGUARD_CACHE ?= $(HOME)/.cache/river-lifeguard
+export GOTOOLCHAIN := local
+export GOWORK := off
+export GOFLAGS := -mod=mod
+
+# Runs pytest and turns "no tests collected" (exit 5) into a failure:
+# a green run must have run something.
+define pytest
+	@set +e; $(PY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+endef
+
+.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds devenv devenv-down demo bench clean
+
+all: test
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# PostgreSQL from Debian's packages, installed only when missing.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing PostgreSQL from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is missing: run 'sudo apt-get install postgresql'" >&2; exit 1; fi
+
+tools:
+	@tools/build.sh >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy operator/lifeguard
+	$(VENV)/bin/lint-imports
+
+test-unit: venv
+	$(call pytest,tests/unit)
+
+# Everything: lint, unit, then integration and end-to-end tests on the real
+# PostgreSQL, River and Kubernetes control plane started by tests/devenv.
+test: venv postgres tools lint
+	$(call pytest,tests)
+
+devenv: venv postgres tools
+	PYTHONPATH=tests $(PY) -m devenv up --state-dir $(or $(STATE_DIR),build/devenv)
+
+devenv-down: venv
+	PYTHONPATH=tests $(PY) -m devenv down --state-dir $(or $(STATE_DIR),build/devenv)
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
