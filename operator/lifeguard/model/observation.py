@@ -1,0 +1,119 @@
+"""What the operator knows about one running job when it decides: facts, not I/O.
+
+The river layer fills `JobFacts` (ages computed by the database's clock), the cluster layer
+fills `PodFacts` and `NodeFacts` from its informer caches, and the supervisor joins them into an
+`Observation` for the pure `verdict.decide`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The limits that apply to one job after tiers are resolved (seconds)."""
+
+    stale_after: float
+    startup_grace: float
+    progress_timeout: float | None = None
+    max_runtime: float | None = None
+    # Learned from finished jobs of the same kind; judges kinds whose workers do not beat.
+    adaptive_limit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFacts:
+    """One `running` River job as read in one scan; ages are the database's `now()` minus ..."""
+
+    id: int
+    kind: str
+    queue: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    attempted_at: datetime
+    # The last element of attempted_by: the client that fetched this attempt.
+    client_id: str | None
+    running_for: float
+    beat_age: float | None = None
+    progress_age: float | None = None
+    progress: str | None = None
+    error_count: int = 0
+    # Infrastructure retries Lifeguard already refunded (metadata "lifeguard:infra_retries").
+    infra_retries: int = 0
+    # Seconds since a cancel was requested (metadata cancel_attempted_at), if ever.
+    cancel_requested_age: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TerminatedFacts:
+    """A container's terminated state (current or last)."""
+
+    exit_code: int
+    reason: str | None = None
+    signal: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerFacts:
+    """The parts of a container status that verdicts read."""
+
+    name: str
+    restart_count: int = 0
+    running_since: datetime | None = None
+    terminated: TerminatedFacts | None = None
+    waiting_reason: str | None = None
+    last_terminated: TerminatedFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """The parts of a pod that verdicts read; `gone` marks the last facts of a deleted pod."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    node_name: str | None = None
+    phase: str = "Running"
+    # status.reason, e.g. "Evicted" or "Preempting"; and the DisruptionTarget condition's reason.
+    reason: str | None = None
+    message: str | None = None
+    disruption_target: str | None = None
+    deletion_timestamp: datetime | None = None
+    containers: tuple[ContainerFacts, ...] = ()
+    gone: bool = False
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """A node's Ready condition; `ready is None` when it is unknown."""
+
+    name: str
+    ready: bool | None
+    ready_since: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything known about one running job at one instant (the database's `now`)."""
+
+    job: JobFacts
+    thresholds: Thresholds
+    now: datetime
+    # The pod name the client ID maps to; None when the client ID does not match the pattern
+    # (a worker outside the cluster or a custom ID).
+    pod_name: str | None = None
+    # None when no pod of that name is known (never seen, or deleted before the operator saw it).
+    pod: PodFacts | None = None
+    node: NodeFacts | None = None
+    # When the client that fetched the job started (from River's default client ID).
+    client_started_at: datetime | None = None
+    # Whether node readiness is observed at all (RBAC may forbid reading nodes).
+    nodes_observed: bool = True
+    # Whether the policy's workers write beats at all (kinds without beats use runtime limits).
+    beats_expected: bool = True
