@@ -1,0 +1,1 @@
+"""Kubernetes I/O: pod and node facts from the operator's caches, Events, evictions, Secrets."""

@@ -1,0 +1,117 @@
+"""What the operator currently knows of pods and nodes, kept small and queried by supervisors.
+
+Fed by kopf's watch streams (index and event handlers) in the operator, or by one listing in
+`lifeguard explain`. Deleted pods are remembered for a while (tombstones) so a job whose pod
+vanished can still be told apart: evicted, OOM-killed, or deleted.
+"""
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from lifeguard.cluster.facts import Body, node_facts, pod_facts
+from lifeguard.model.observation import NodeFacts, PodFacts
+
+PodKey = tuple[str, str]
+
+# River's default client ID: hostname with dots as underscores, cut at 60 characters.
+CLIENT_ID_HOST_LIMIT = 60
+
+
+def client_prefix(pod_name: str) -> str:
+    """The host part River derives from a pod's hostname (a pod's hostname is its name)."""
+    return pod_name[:63].replace(".", "_")[:CLIENT_ID_HOST_LIMIT]
+
+
+class Inventory:
+    """Pods by namespace and name, pods by River client prefix, nodes by name, tombstones."""
+
+    def __init__(self, *, tombstone_ttl: float = 900.0, tombstone_limit: int = 10_000) -> None:
+        self._pods: dict[PodKey, PodFacts] = {}
+        self._by_prefix: dict[tuple[str, str], set[str]] = {}
+        self._tombstones: OrderedDict[PodKey, tuple[float, PodFacts]] = OrderedDict()
+        self._nodes: dict[str, NodeFacts] = {}
+        self._tombstone_ttl = tombstone_ttl
+        self._tombstone_limit = tombstone_limit
+        # False when the operator may not read nodes: node loss is then judged by beats alone.
+        self.nodes_observed = True
+
+    # -- feeding ---------------------------------------------------------------------------
+    def upsert_pod(self, body: Body) -> PodFacts:
+        facts = pod_facts(body)
+        key = (facts.namespace, facts.name)
+        self._pods[key] = facts
+        self._by_prefix.setdefault((facts.namespace, client_prefix(facts.name)), set()).add(
+            facts.name
+        )
+        self._tombstones.pop(key, None)
+        return facts
+
+    def delete_pod(self, body: Body) -> PodFacts:
+        facts = pod_facts(body, gone=True)
+        key = (facts.namespace, facts.name)
+        self._pods.pop(key, None)
+        names = self._by_prefix.get((facts.namespace, client_prefix(facts.name)))
+        if names is not None:
+            names.discard(facts.name)
+            if not names:
+                del self._by_prefix[(facts.namespace, client_prefix(facts.name))]
+        self._tombstones[key] = (time.monotonic(), facts)
+        self._tombstones.move_to_end(key)
+        self._expire_tombstones()
+        return facts
+
+    def upsert_node(self, body: Body) -> NodeFacts:
+        facts = node_facts(body)
+        self._nodes[facts.name] = facts
+        return facts
+
+    def delete_node(self, name: str) -> None:
+        self._nodes.pop(name, None)
+
+    def load(self, pods: Iterable[Body], nodes: Iterable[Body] | None) -> None:
+        for pod in pods:
+            self.upsert_pod(pod)
+        if nodes is None:
+            self.nodes_observed = False
+        else:
+            for node in nodes:
+                self.upsert_node(node)
+
+    # -- queries ---------------------------------------------------------------------------
+    def pod(self, namespace: str, name: str) -> PodFacts | None:
+        """The live pod, else the last facts of a recently deleted one."""
+        live = self._pods.get((namespace, name))
+        if live is not None:
+            return live
+        tomb = self._tombstones.get((namespace, name))
+        return tomb[1] if tomb else None
+
+    def pods_with_prefix(self, namespace: str, prefix: str) -> list[PodFacts]:
+        """Live and recently deleted pods whose River client prefix is `prefix`."""
+        names = set(self._by_prefix.get((namespace, prefix), ()))
+        self._expire_tombstones()
+        names.update(
+            name
+            for (ns, name), _ in self._tombstones.items()
+            if ns == namespace and client_prefix(name) == prefix
+        )
+        found = (self.pod(namespace, name) for name in sorted(names))
+        return [facts for facts in found if facts is not None]
+
+    def node(self, name: str | None) -> NodeFacts | None:
+        return self._nodes.get(name) if name else None
+
+    def pods_in(self, namespace: str) -> list[PodFacts]:
+        return [facts for (ns, _), facts in self._pods.items() if ns == namespace]
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    def _expire_tombstones(self) -> None:
+        deadline = time.monotonic() - self._tombstone_ttl
+        while self._tombstones:
+            key, (seen, _) = next(iter(self._tombstones.items()))
+            if seen >= deadline and len(self._tombstones) <= self._tombstone_limit:
+                break
+            del self._tombstones[key]
