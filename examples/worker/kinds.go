@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// The job kinds of the example worker. Each one plays a way a real job can
+// behave (or misbehave), so the operator can be tested against real River
+// workers rather than simulated rows.
+
+// SleepArgs: a healthy job that runs for a while and reports progress.
+type SleepArgs struct {
+	Seconds              float64 `json:"seconds"`
+	ProgressEverySeconds float64 `json:"progress_every_seconds,omitempty"`
+}
+
+func (SleepArgs) Kind() string { return "sleep" }
+
+// HangArgs: a job that blocks until its context is cancelled, or forever
+// (deaf to cancellation, as a buggy job is) when IgnoreCancel is set.
+type HangArgs struct {
+	IgnoreCancel bool `json:"ignore_cancel,omitempty"`
+}
+
+func (HangArgs) Kind() string { return "hang" }
+
+// CrashArgs: a job that takes the whole process down with a non-zero exit code.
+type CrashArgs struct {
+	ExitCode     int     `json:"exit_code,omitempty"`
+	AfterSeconds float64 `json:"after_seconds,omitempty"`
+}
+
+func (CrashArgs) Kind() string { return "crash" }
+
+// EatArgs: a job that allocates and touches memory until it is killed.
+type EatArgs struct {
+	MBPerStep int `json:"mb_per_step,omitempty"`
+	StepMS    int `json:"step_ms,omitempty"`
+}
+
+func (EatArgs) Kind() string { return "eat" }
+
+// StallArgs: stuck business logic. The job reports progress for a while, then
+// stops progressing while the process (and its heartbeat) stays alive.
+type StallArgs struct {
+	ProgressForSeconds float64 `json:"progress_for_seconds,omitempty"`
+	IgnoreCancel       bool    `json:"ignore_cancel,omitempty"`
+}
+
+func (StallArgs) Kind() string { return "stall" }
+
+// FreezeArgs: a frozen process. The job stops its own process with SIGSTOP;
+// nothing in it runs (no heartbeat either) until someone sends SIGCONT.
+type FreezeArgs struct{}
+
+func (FreezeArgs) Kind() string { return "freeze" }
+
+// kinds maps each kind name to a decoder of its JSON args, for `worker insert`.
+var kinds = map[string]func([]byte) (river.JobArgs, error){
+	"sleep":  decodeArgs[SleepArgs],
+	"hang":   decodeArgs[HangArgs],
+	"crash":  decodeArgs[CrashArgs],
+	"eat":    decodeArgs[EatArgs],
+	"stall":  decodeArgs[StallArgs],
+	"freeze": decodeArgs[FreezeArgs],
+}
+
+func kindNames() string {
+	names := make([]string, 0, len(kinds))
+	for name := range kinds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// decodeArgs parses strictly: a misspelt field is an error, not a silent default.
+func decodeArgs[T river.JobArgs](raw []byte) (river.JobArgs, error) {
+	var args T
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&args); err != nil {
+		return nil, fmt.Errorf("args for kind %q: %w", args.Kind(), err)
+	}
+	return args, nil
+}
+
+func newWorkers(logger *slog.Logger) *river.Workers {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &sleepWorker{})
+	river.AddWorker(workers, &hangWorker{})
+	river.AddWorker(workers, &crashWorker{logger: logger})
+	river.AddWorker(workers, &eatWorker{logger: logger})
+	river.AddWorker(workers, &stallWorker{})
+	river.AddWorker(workers, &freezeWorker{logger: logger})
+	return workers
+}
+
+type sleepWorker struct {
+	river.WorkerDefaults[SleepArgs]
+}
+
+func (w *sleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error {
+	total := seconds(job.Args.Seconds)
+	every := seconds(job.Args.ProgressEverySeconds)
+	if every <= 0 {
+		every = time.Second
+	}
+	start := time.Now()
+	deadline := time.NewTimer(total)
+	defer deadline.Stop()
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	reportProgress(ctx, map[string]any{"elapsed_seconds": 0.0, "total_seconds": total.Seconds()})
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return nil
+		case <-ticker.C:
+			reportProgress(ctx, map[string]any{
+				"elapsed_seconds": time.Since(start).Round(time.Millisecond).Seconds(),
+				"total_seconds":   total.Seconds(),
+			})
+		}
+	}
+}
+
+type hangWorker struct {
+	river.WorkerDefaults[HangArgs]
+}
+
+func (w *hangWorker) Work(ctx context.Context, job *river.Job[HangArgs]) error {
+	if job.Args.IgnoreCancel {
+		select {}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type crashWorker struct {
+	river.WorkerDefaults[CrashArgs]
+	logger *slog.Logger
+}
+
+func (w *crashWorker) Work(ctx context.Context, job *river.Job[CrashArgs]) error {
+	code := job.Args.ExitCode
+	if code <= 0 || code > 255 {
+		code = 3
+	}
+	time.Sleep(seconds(job.Args.AfterSeconds))
+	w.logger.Error("crash job exits the process", "job_id", job.ID, "exit_code", code)
+	os.Exit(code)
+	return nil
+}
+
+type eatWorker struct {
+	river.WorkerDefaults[EatArgs]
+	logger *slog.Logger
+}
+
+func (w *eatWorker) Work(ctx context.Context, job *river.Job[EatArgs]) error {
+	stepMB := job.Args.MBPerStep
+	if stepMB <= 0 {
+		stepMB = 16
+	}
+	step := time.Duration(job.Args.StepMS) * time.Millisecond
+	if step <= 0 {
+		step = 100 * time.Millisecond
+	}
+	var eaten [][]byte
+	for {
+		chunk := make([]byte, stepMB<<20)
+		// Touch every page so the memory is resident, not just reserved.
+		for i := 0; i < len(chunk); i += 4096 {
+			chunk[i] = 1
+		}
+		eaten = append(eaten, chunk)
+		w.logger.Info("eat job holds memory", "job_id", job.ID, "mb", len(eaten)*stepMB)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(step):
+		}
+	}
+}
+
+type stallWorker struct {
+	river.WorkerDefaults[StallArgs]
+}
+
+func (w *stallWorker) Work(ctx context.Context, job *river.Job[StallArgs]) error {
+	progressUntil := time.Now().Add(seconds(job.Args.ProgressForSeconds))
+	for step := 0; time.Now().Before(progressUntil); step++ {
+		reportProgress(ctx, map[string]any{"step": step})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Second, time.Until(progressUntil))):
+		}
+	}
+	// From here on the logic is stuck: no more progress, while the process
+	// (and the middleware's beats) stay alive.
+	if job.Args.IgnoreCancel {
+		select {}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type freezeWorker struct {
+	river.WorkerDefaults[FreezeArgs]
+	logger *slog.Logger
+}
+
+func (w *freezeWorker) Work(ctx context.Context, job *river.Job[FreezeArgs]) error {
+	w.logger.Warn("freeze job stops its own process (SIGSTOP)", "job_id", job.ID, "pid", os.Getpid())
+	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("freeze: %w", err)
+	}
+	// Continued by SIGCONT: the job finishes normally.
+	return nil
+}
+
+func seconds(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second))
+}
