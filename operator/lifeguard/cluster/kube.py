@@ -1,0 +1,209 @@
+"""The Kubernetes API calls Lifeguard makes outside kopf's watches.
+
+The official client is synchronous; every call runs in a worker thread so a slow apiserver never
+blocks the operator's event loop. Errors come back as the typed exceptions below, which the
+supervisor turns into conditions and Events.
+"""
+
+import asyncio
+import base64
+import json
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+GROUP = "lifeguard.dev"
+VERSION = "v1alpha1"
+PLURAL = "jobpolicies"
+COMPONENT = "river-lifeguard"
+
+
+class ClusterError(Exception):
+    """A Kubernetes API call failed; the message says which object and why."""
+
+
+class SecretNotFound(ClusterError):
+    pass
+
+
+class SecretKeyMissing(ClusterError):
+    pass
+
+
+class Forbidden(ClusterError):
+    pass
+
+
+class EvictionResult(StrEnum):
+    EVICTED = "Evicted"
+    # A PodDisruptionBudget forbids it now (HTTP 429): try again on a later scan.
+    BLOCKED = "Blocked"
+    NOT_FOUND = "NotFound"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """What an Event is about."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data)
+
+
+class KubeClient:
+    """Async facade over the few API calls the operator and the CLI need."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+        self._api = api_client or load_config()
+        self._core = kubernetes.client.CoreV1Api(self._api)
+        self._custom = kubernetes.client.CustomObjectsApi(self._api)
+        self._host = socket.gethostname()
+
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = await asyncio.to_thread(
+                self._core.read_namespaced_secret, name, namespace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise SecretNotFound(f"Secret {namespace}/{name} does not exist") from None
+            if exc.status == 403:
+                raise Forbidden(f"not allowed to read Secret {namespace}/{name}") from None
+            raise ClusterError(f"reading Secret {namespace}/{name}: {exc.reason}") from None
+        data = _json(secret).get("data") or {}
+        if key not in data:
+            raise SecretKeyMissing(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode().strip()
+
+    async def evict_pod(self, namespace: str, name: str, uid: str = "") -> EvictionResult:
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        if uid:
+            # Never evict a successor pod that reuses the name.
+            body["deleteOptions"] = {"preconditions": {"uid": uid}}
+        try:
+            await asyncio.to_thread(
+                self._core.create_namespaced_pod_eviction, name, namespace, body
+            )
+        except ApiException as exc:
+            if exc.status == 429:
+                return EvictionResult.BLOCKED
+            if exc.status in (404, 409):
+                return EvictionResult.NOT_FOUND
+            if exc.status == 403:
+                raise Forbidden(f"not allowed to evict pod {namespace}/{name}") from None
+            raise ClusterError(f"evicting pod {namespace}/{name}: {exc.reason}") from None
+        return EvictionResult.EVICTED
+
+    async def patch_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": status},
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile: its supervisor is being stopped
+            raise ClusterError(
+                f"patching status of JobPolicy {namespace}/{name}: {exc.reason}"
+            ) from None
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            response = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ClusterError(f"JobPolicy {namespace}/{name} not found") from None
+            raise ClusterError(f"reading JobPolicy {namespace}/{name}: {exc.reason}") from None
+        result: dict[str, Any] = _json(response)
+        return result
+
+    async def list_pods(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        response = await asyncio.to_thread(
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
+    async def list_nodes(self) -> list[dict[str, Any]] | None:
+        """All nodes, or None when RBAC forbids reading them."""
+        try:
+            response = await asyncio.to_thread(self._core.list_node, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 403:
+                return None
+            raise ClusterError(f"listing nodes: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
+    async def post_event(self, about: ObjectRef, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event, as `kubectl describe` shows them; failures are not fatal."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{about.name}.", "namespace": about.namespace},
+            "involvedObject": {
+                "apiVersion": about.api_version,
+                "kind": about.kind,
+                "namespace": about.namespace,
+                "name": about.name,
+                "uid": about.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT, "host": self._host},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._host,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await asyncio.to_thread(
+                self._core.create_namespaced_event, about.namespace, cast(Any, body)
+            )
+        except ApiException as exc:
+            raise ClusterError(
+                f"posting Event {reason} on {about.kind} {about.name}: {exc.reason}"
+            ) from None
