@@ -62,7 +62,7 @@ def load_config() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     return kubernetes.client.ApiClient()
 
 
@@ -106,7 +106,7 @@ class KubeClient:
             body["deleteOptions"] = {"preconditions": {"uid": uid}}
         try:
             await asyncio.to_thread(
-                self._core.create_namespaced_pod_eviction, name, namespace, body
+                self._core.create_namespaced_pod_eviction, name, namespace, cast(Any, body)
             )
         except ApiException as exc:
             if exc.status == 429:
