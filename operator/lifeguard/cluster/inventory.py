@@ -10,17 +10,15 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from lifeguard.cluster.facts import Body, node_facts, pod_facts
+from lifeguard.model.client_id import river_host_of_pod
 from lifeguard.model.observation import NodeFacts, PodFacts
 
 PodKey = tuple[str, str]
 
-# River's default client ID: hostname with dots as underscores, cut at 60 characters.
-CLIENT_ID_HOST_LIMIT = 60
-
 
 def client_prefix(pod_name: str) -> str:
-    """The host part River derives from a pod's hostname (a pod's hostname is its name)."""
-    return pod_name[:63].replace(".", "_")[:CLIENT_ID_HOST_LIMIT]
+    """The pod prefix a River default client ID of a process in this pod maps back to."""
+    return river_host_of_pod(pod_name).replace("_", ".")
 
 
 class Inventory:
