@@ -117,3 +117,6 @@ class Observation:
     nodes_observed: bool = True
     # Whether the policy's workers write beats at all (kinds without beats use runtime limits).
     beats_expected: bool = True
+    # The container that runs the River client, when known; None: every container of the pod
+    # counts as the worker's (a sidecar's death is then taken for the worker's).
+    worker_container: str | None = None
