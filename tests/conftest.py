@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devenv.controlplane import ControlPlane
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate
 from devenv.tools import repo_root
@@ -64,3 +65,14 @@ def river_database(postgres: PostgresCluster) -> RiverDatabase:
         return dsn
 
     return create
+
+
+@pytest.fixture(scope="session")
+def control_plane(state_dir: Path) -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback.
+
+    `control_plane.kubeconfig` is the admin's; `user_kubeconfig(user, groups)` mints others.
+    """
+    plane = ControlPlane.start(state_dir)
+    yield plane
+    plane.stop()
