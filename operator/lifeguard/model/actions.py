@@ -1,0 +1,160 @@
+"""What to do about each cause: an action, an optional escalation, and retry details."""
+
+from typing import Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.enums import Action, Backoff, Cause
+
+ESCALATION_DELAY = "2m"
+
+
+class ActionRule(ApiModel):
+    """The response to one cause: `action` at once; `then` if the job still runs `after` later."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.then) || has(self.after)",
+                "after is required when then is set",
+                ".after",
+            ),
+            cel(
+                "!has(self.after) || has(self.then)",
+                "after is only meaningful together with then",
+                ".after",
+            ),
+            cel(
+                "!has(self.then) || (self.then != self.action && self.then != 'None')",
+                "then must be an action other than action and None",
+                ".then",
+            ),
+        )
+    )
+
+    action: Action = Field(
+        description=(
+            "What to do at once. Retry: make the job retryable (or discard it when attempts are"
+            " exhausted). Cancel: ask the worker to cancel it through River. RestartPod: evict"
+            " the pod that runs it. Discard: finalize it as discarded. None: only report."
+        )
+    )
+    then: Action | None = Field(
+        None, description="The escalation when the job is still running `after` the action."
+    )
+    after: Duration | None = Field(
+        None,
+        description="How long to wait for the action to work before `then`. Required with then.",
+    )
+    count_attempt: bool = Field(
+        True,
+        description=(
+            "Whether a retry uses up one of the job's max_attempts. False refunds the attempt,"
+            " for failures that were not the job's fault."
+        ),
+    )
+    backoff: Backoff = Field(
+        Backoff.RIVER,
+        description=(
+            "When a retried job runs again. Immediate: at once. River: after River's default"
+            " retry backoff (attempt^4 seconds, with jitter)."
+        ),
+    )
+    max_infra_retries: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description=(
+            "Only for infrastructureDeath: how many attempts Lifeguard may refund per job;"
+            " beyond it retries count again, so a job cannot loop forever."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _escalation_complete(self) -> Self:
+        if self.then is not None and self.after is None:
+            raise ValueError("after is required when then is set")
+        if self.after is not None and self.then is None:
+            raise ValueError("after is only meaningful together with then")
+        if self.then is not None and self.then in (self.action, Action.NONE):
+            raise ValueError("then must be an action other than action and None")
+        return self
+
+
+def _rule(
+    action: Action,
+    *,
+    then: Action | None = None,
+    count_attempt: bool = True,
+    backoff: Backoff = Backoff.RIVER,
+) -> ActionRule:
+    after = ESCALATION_DELAY if then is not None else None
+    return ActionRule(
+        action=action, then=then, after=after, count_attempt=count_attempt, backoff=backoff
+    )
+
+
+class ActionsSpec(ApiModel):
+    """One rule per cause of the verdict table (Healthy and Starting never act)."""
+
+    infrastructure_death: ActionRule = Field(
+        _rule(Action.RETRY, count_attempt=False, backoff=Backoff.IMMEDIATE),
+        description=(
+            "The pod died for a reason outside the job (evicted, preempted, node lost, deleted,"
+            " killed). Default: retry at once without counting the attempt, up to"
+            " maxInfraRetries times."
+        ),
+    )
+    resource_exhausted: ActionRule = Field(
+        _rule(Action.RETRY, backoff=Backoff.IMMEDIATE),
+        description="The container was OOMKilled. Default: retry at once, counting the attempt.",
+    )
+    application_crash: ActionRule = Field(
+        _rule(Action.RETRY),
+        description=(
+            "The container exited non-zero on its own. Default: retry with River's backoff,"
+            " counting the attempt."
+        ),
+    )
+    unresponsive: ActionRule = Field(
+        _rule(Action.RESTART_POD, then=Action.RETRY),
+        description=(
+            "The pod runs on a ready node but the job's beats stopped (frozen process)."
+            " Default: restart the pod, then retry the job if it is still running after 2m."
+        ),
+    )
+    stuck: ActionRule = Field(
+        _rule(Action.CANCEL, then=Action.RESTART_POD),
+        description=(
+            "Beats are fresh but progress stopped beyond progressTimeout. Default: cancel the"
+            " job through River, then restart its pod if it is still running after 2m."
+        ),
+    )
+    overdue: ActionRule = Field(
+        _rule(Action.CANCEL, then=Action.RETRY),
+        description=(
+            "The job ran longer than maxRuntime (or the adaptive limit). Default: cancel it,"
+            " then retry it if it is still running after 2m."
+        ),
+    )
+    stale: ActionRule = Field(
+        _rule(Action.RETRY),
+        description=(
+            "Beats are stale and no pod can be attributed (a worker outside the cluster or a"
+            " custom client ID). Default: retry with River's backoff, counting the attempt."
+        ),
+    )
+
+    def for_cause(self, cause: Cause) -> ActionRule | None:
+        """The rule for a cause; None for causes that never act (Healthy, Starting)."""
+        rules = {
+            Cause.INFRASTRUCTURE_DEATH: self.infrastructure_death,
+            Cause.RESOURCE_EXHAUSTED: self.resource_exhausted,
+            Cause.APPLICATION_CRASH: self.application_crash,
+            Cause.UNRESPONSIVE: self.unresponsive,
+            Cause.STUCK: self.stuck,
+            Cause.OVERDUE: self.overdue,
+            Cause.STALE: self.stale,
+        }
+        return rules.get(cause)

@@ -1,0 +1,79 @@
+"""The pydantic base of every JobPolicy type: camelCase on the wire, snake_case in Python."""
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from lifeguard.model.duration import DURATION_PATTERN, parse_duration
+
+# Bounds the apiserver needs to estimate the cost of CEL rules; generous for real policies.
+DURATION_MAX_LENGTH = 32
+
+
+class ApiModel(BaseModel):
+    """Spec types: unknown fields are errors, so a typo never silently means "default"."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+        validate_default=True,
+    )
+
+
+class StatusModel(BaseModel):
+    """Status types: written by the operator itself; mutable so the supervisor can build them."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; `field_path` points the error at a child field."""
+    entry = {"rule": rule, "message": message}
+    if field_path is not None:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:
+    """The json_schema_extra that carries CEL rules into the generated CRD."""
+    return {"x-kubernetes-validations": list(rules)}
+
+
+def _positive_duration(text: str) -> str:
+    if parse_duration(text) <= 0:
+        raise ValueError(f"{text!r} must be a positive duration")
+    return text
+
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=DURATION_MAX_LENGTH,
+        json_schema_extra=cel_rules(
+            cel("duration(self) > duration('0s')", "must be a positive duration")
+        ),
+    ),
+    AfterValidator(_positive_duration),
+]
+"""A Kubernetes-style duration ("90s", "10m", "1h30m"); CEL's duration() accepts each of them."""
+
+
+T = TypeVar("T")
+
+
+def no_duplicates(values: list[T]) -> list[T]:
+    """Lists of alternatives are sets in the CRD (x-kubernetes-list-type: set); mirror that."""
+    seen: list[T] = []
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate value {value!r}")
+        seen.append(value)
+    return values
+
+
+SET = {"x-kubernetes-list-type": "set"}

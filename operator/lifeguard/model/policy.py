@@ -1,0 +1,216 @@
+"""The JobPolicy resource: spec, and the envelope that kubectl and kopf see."""
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from lifeguard.model.actions import ActionsSpec
+from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.client_id import DEFAULT_CLIENT_ID_PATTERN
+from lifeguard.model.duration import parse_duration
+from lifeguard.model.heartbeat import HeartbeatSpec
+from lifeguard.model.limits import AdaptiveSpec, Tier
+from lifeguard.model.safety import SafetySpec
+from lifeguard.model.selectors import JobSelector, LabelSelector
+from lifeguard.model.status import JobPolicyStatus
+
+GROUP = "lifeguard.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "JobPolicy"
+PLURAL = "jobpolicies"
+SINGULAR = "jobpolicy"
+SHORT_NAMES = ("jp",)
+CATEGORIES = ("lifeguard",)
+
+MAX_TIERS = 20
+
+# Kubernetes object names (a Secret's name is a DNS subdomain).
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Secret data keys.
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+# A PostgreSQL identifier as River accepts a schema name (unquoted).
+SCHEMA_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the policy's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] = Field(
+        description="The Secret's name, in the JobPolicy's namespace."
+    )
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY)] = Field(
+        "url", description="The key whose value is the database URL."
+    )
+
+
+class DatabaseSpec(ApiModel):
+    """The PostgreSQL database that holds River's tables."""
+
+    secret_ref: SecretKeyRef = Field(
+        description=(
+            "The Secret key holding a libpq URL (postgres://user:pass@host:5432/db?sslmode=...)."
+        )
+    )
+    schema_: Annotated[str, Field(min_length=1, max_length=63, pattern=SCHEMA_NAME)] | None = Field(
+        None,
+        alias="schema",
+        description="The schema of River's tables. Unset: the connection's search_path.",
+    )
+
+
+class WorkersSpec(ApiModel):
+    """Which pods run the policy's workers, and how to find a job's pod from its client ID."""
+
+    pod_selector: LabelSelector = Field(
+        description=(
+            "Selects the worker pods. Lifeguard only attributes jobs to, and only restarts,"
+            " pods this selector matches."
+        )
+    )
+    client_id_pattern: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1024,
+            json_schema_extra=cel_rules(
+                cel(
+                    "self.contains('(?P<pod>')",
+                    "clientIdPattern must contain a named group (?P<pod>...)",
+                )
+            ),
+        ),
+    ] = Field(
+        DEFAULT_CLIENT_ID_PATTERN,
+        description=(
+            "A regular expression (Python syntax) applied to the River client ID that fetched a"
+            " job (the last of attempted_by). Its named group `pod` captures the pod name, with"
+            " '.' written as '_'; an optional group `started` captures the client start time as"
+            " YYYY_MM_DDTHH_MM_SS_UUUUUU. The default matches River's default client ID"
+            " (hostname, at most 60 characters, then the start time)."
+        ),
+    )
+
+
+def _stale_after_ms(heartbeat: str) -> str:
+    """CEL: a heartbeat object's effective staleAfter in milliseconds."""
+    return (
+        f"(has({heartbeat}.staleAfter) ? duration({heartbeat}.staleAfter).getMilliseconds()"
+        f" : duration({heartbeat}.interval).getMilliseconds() * {heartbeat}.missedBeats)"
+    )
+
+
+_SPEC_RULES = cel_rules(
+    cel(
+        f"!has(self.maxRuntime) || duration(self.maxRuntime).getMilliseconds()"
+        f" > {_stale_after_ms('self.heartbeat')}",
+        "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)",
+        ".maxRuntime",
+    ),
+    cel(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.staleAfter)"
+        " || duration(t.staleAfter) > duration(self.heartbeat.interval))",
+        "tiers[].staleAfter must be longer than heartbeat.interval",
+        ".tiers",
+    ),
+    cel(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.progressTimeout)"
+        " || duration(t.progressTimeout) >= duration(self.heartbeat.interval))",
+        "tiers[].progressTimeout must be at least heartbeat.interval",
+        ".tiers",
+    ),
+    cel(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.maxRuntime) || has(t.staleAfter)"
+        f" || duration(t.maxRuntime).getMilliseconds() > {_stale_after_ms('self.heartbeat')})",
+        "tiers[].maxRuntime must be longer than the tier's staleAfter (or heartbeat.staleAfter)",
+        ".tiers",
+    ),
+)
+
+
+class JobPolicySpec(ApiModel):
+    """How Lifeguard watches, judges and rescues one set of River jobs."""
+
+    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+
+    database: DatabaseSpec = Field(description="Where River's tables are.")
+    selector: JobSelector = Field(
+        JobSelector(),
+        description=(
+            "Which running jobs this policy covers. Values within a list are alternatives;"
+            " lists combine with AND. Empty: every running job."
+        ),
+    )
+    workers: WorkersSpec = Field(description="The pods that run the jobs.")
+    heartbeat: HeartbeatSpec = Field(
+        HeartbeatSpec(), description="How workers beat and when a job counts as stale."
+    )
+    tiers: Annotated[list[Tier], Field(max_length=MAX_TIERS)] = Field(
+        default_factory=list,
+        description=(
+            "Thresholds for classes of jobs (e.g. tight for priority 1, loose for batch kinds)."
+            " The first tier whose match fits a job wins; unset fields fall back to heartbeat"
+            " and maxRuntime."
+        ),
+    )
+    max_runtime: Duration | None = Field(
+        None,
+        description=(
+            "Hard ceiling on a job's run time; beyond it the job is Overdue. Must be longer"
+            " than the stale threshold. Unset: no ceiling."
+        ),
+    )
+    adaptive: AdaptiveSpec = Field(
+        AdaptiveSpec(), description="Runtime limits learned per kind from completed jobs."
+    )
+    actions: ActionsSpec = Field(ActionsSpec(), description="What to do about each cause.")
+    safety: SafetySpec = Field(
+        SafetySpec(), description="Dry run, action rate limit and circuit breaker."
+    )
+    scan_interval: Duration = Field(
+        "5s", description="How often running jobs are scanned and judged."
+    )
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Self:
+        interval = parse_duration(self.heartbeat.interval)
+        stale_after = self.stale_after_seconds()
+        if self.max_runtime is not None and parse_duration(self.max_runtime) <= stale_after:
+            raise ValueError(
+                "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)"
+            )
+        for index, tier in enumerate(self.tiers):
+            where = f"tiers[{index}]"
+            if tier.stale_after is not None and parse_duration(tier.stale_after) <= interval:
+                raise ValueError(f"{where}.staleAfter must be longer than heartbeat.interval")
+            if (
+                tier.progress_timeout is not None
+                and parse_duration(tier.progress_timeout) < interval
+            ):
+                raise ValueError(f"{where}.progressTimeout must be at least heartbeat.interval")
+            if (
+                tier.max_runtime is not None
+                and tier.stale_after is None
+                and parse_duration(tier.max_runtime) <= stale_after
+            ):
+                raise ValueError(
+                    f"{where}.maxRuntime must be longer than the tier's staleAfter"
+                    " (or heartbeat.staleAfter)"
+                )
+        return self
+
+    def stale_after_seconds(self) -> float:
+        """The policy-wide stale threshold: heartbeat.staleAfter, else interval x missedBeats."""
+        return self.heartbeat.stale_after_seconds()
+
+
+class JobPolicy(ApiModel):
+    """The whole resource, as read from a manifest or the apiserver."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["lifeguard.dev/v1alpha1"] = "lifeguard.dev/v1alpha1"
+    kind: Literal["JobPolicy"] = "JobPolicy"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: JobPolicySpec
+    status: JobPolicyStatus | None = None
