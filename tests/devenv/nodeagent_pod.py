@@ -42,6 +42,9 @@ log = logging.getLogger("nodeagent.pod")
 
 POLL_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 10.0
+# Kubelet's limits for a termination message taken from the log.
+TERMINATION_LOG_LINES = 80
+TERMINATION_LOG_BYTES = 2048
 
 
 @dataclass
@@ -227,6 +230,7 @@ class PodWorker(threading.Thread):
             started_at=record.running_since or now_rfc3339(),
             finished_at=now_rfc3339(),
             signal=ended.signal,
+            message=self._termination_message(record.name, ended.exit_code),
         )
         log.info(
             "pod %s/%s %s: exited %s (%s)",
@@ -242,6 +246,18 @@ class PodWorker(threading.Thread):
         else:
             record.running_since, record.terminated = None, termination
             record.restart_pending = False
+
+    def _termination_message(self, container: str, exit_code: int) -> str:
+        """terminationMessagePolicy FallbackToLogsOnError: a failed run's log tail, as kubelet."""
+        policy = self.specs[container].get("terminationMessagePolicy")
+        if policy != "FallbackToLogsOnError" or exit_code == 0:
+            return ""
+        try:
+            text = (self.dir / f"{container}.log").read_bytes()[-TERMINATION_LOG_BYTES:]
+        except OSError:
+            return ""
+        lines = text.decode(errors="replace").splitlines()[-TERMINATION_LOG_LINES:]
+        return "\n".join(lines)
 
     def _reap_and_restart(self) -> None:
         now = time.monotonic()
