@@ -58,6 +58,15 @@ test-unit: venv
 test: venv postgres tools lint
 	$(call pytest,tests)
 
+# The JobPolicy CRD and the reference in docs/jobpolicy.md are generated from lifeguard.model.
+crds: venv
+	$(PY) -m lifeguard.model.crd > crds/lifeguard.dev_jobpolicies.yaml
+	$(PY) -m lifeguard.model.reference docs/jobpolicy.md
+
+# Fails when the committed CRD or reference differs from a fresh generation.
+check-crds: venv
+	$(call pytest,tests/unit/test_model_generated.py)
+
 devenv: venv postgres tools
 	PYTHONPATH=tests $(PY) -m devenv up --state-dir $(or $(STATE_DIR),build/devenv)
 
