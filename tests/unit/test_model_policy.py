@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 import yaml
-from policy_cases import EXAMPLES, INVALID_CASES, InvalidCase, minimal_spec, spec_with
 
 from lifeguard.model.enums import Action, Backoff, HeartbeatStore, Mode
 from lifeguard.model.policy import JobPolicy, JobPolicySpec
 from lifeguard.model.validation import parse_spec, validate_spec
+from policy_cases import EXAMPLES, INVALID_CASES, InvalidCase, minimal_spec, spec_with
 
 
 def _names_field(problem: str, field: str) -> bool:
@@ -46,30 +46,29 @@ def test_minimal_spec_takes_the_documented_defaults() -> None:
     assert spec.scan_interval == "5s"
 
 
-@pytest.mark.parametrize(
-    ("cause", "action", "then", "after", "count_attempt", "backoff"),
-    [
-        ("infrastructure_death", Action.RETRY, None, None, False, Backoff.IMMEDIATE),
-        ("resource_exhausted", Action.RETRY, None, None, True, Backoff.IMMEDIATE),
-        ("application_crash", Action.RETRY, None, None, True, Backoff.RIVER),
-        ("unresponsive", Action.RESTART_POD, Action.RETRY, "2m", True, Backoff.RIVER),
-        ("stuck", Action.CANCEL, Action.RESTART_POD, "2m", True, Backoff.RIVER),
-        ("overdue", Action.CANCEL, Action.RETRY, "2m", True, Backoff.RIVER),
-        ("stale", Action.RETRY, None, None, True, Backoff.RIVER),
-    ],
-)
-def test_each_cause_has_its_default_action(
-    cause: str,
-    action: Action,
-    then: Action | None,
-    after: str | None,
-    count_attempt: bool,
-    backoff: Backoff,
-) -> None:
+DEFAULT_RULES = {
+    # cause: (action, then, after, countAttempt, backoff)
+    "infrastructure_death": (Action.RETRY, None, None, False, Backoff.IMMEDIATE),
+    "resource_exhausted": (Action.RETRY, None, None, True, Backoff.IMMEDIATE),
+    "application_crash": (Action.RETRY, None, None, True, Backoff.RIVER),
+    "unresponsive": (Action.RESTART_POD, Action.RETRY, "2m", True, Backoff.RIVER),
+    "stuck": (Action.CANCEL, Action.RESTART_POD, "2m", True, Backoff.RIVER),
+    "overdue": (Action.CANCEL, Action.RETRY, "2m", True, Backoff.RIVER),
+    "stale": (Action.RETRY, None, None, True, Backoff.RIVER),
+}
+
+
+@pytest.mark.parametrize("cause", DEFAULT_RULES)
+def test_each_cause_has_its_default_action(cause: str) -> None:
     rule = getattr(JobPolicySpec.model_validate(minimal_spec()).actions, cause)
 
-    assert (rule.action, rule.then, rule.after) == (action, then, after)
-    assert (rule.count_attempt, rule.backoff) == (count_attempt, backoff)
+    assert (
+        rule.action,
+        rule.then,
+        rule.after,
+        rule.count_attempt,
+        rule.backoff,
+    ) == DEFAULT_RULES[cause]
 
 
 def test_infrastructure_retries_are_bounded_by_default() -> None:

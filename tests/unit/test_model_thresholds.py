@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from policy_cases import spec_with
 
 from lifeguard.model.observation import Thresholds
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.thresholds import resolve_thresholds
+from policy_cases import spec_with
 
 TIERED = JobPolicySpec.model_validate(
     spec_with(
