@@ -100,6 +100,8 @@ class NodeAgent:
 
     # --- pods --------------------------------------------------------------------------------
     def _dispatch(self, event_type: str, pod: Json) -> None:
+        if self.ctx.node_failed.is_set():
+            return  # a dead kubelet starts and stops nothing
         uid = pod["metadata"]["uid"]
         with self._lock:
             worker = self.workers.get(uid)
