@@ -110,6 +110,15 @@ class NodeAgentHandle:
         answer: Json = self._request("POST", "/signal", body)
         return answer
 
+    def container_log(self, namespace: str, name: str, container: str) -> str:
+        """What a pod's container wrote (stdout and stderr), across restarts; "" if none.
+
+        There is no kubelet API for `kubectl logs`; the agent keeps each container's output
+        in <state>/nodeagent/<node>/pods/<namespace>_<name>_<uid>/<container>.log.
+        """
+        logs = sorted((self.work_dir / "pods").glob(f"{namespace}_{name}_*/{container}.log"))
+        return "".join(path.read_text(errors="replace") for path in logs)
+
     def log_tail(self, lines: int = 60) -> str:
         return self.daemon.log_tail(lines)
 
