@@ -1,0 +1,308 @@
+"""The verdict rules, one small function each, and the order in which the first one wins.
+
+Order, and why:
+
+1. `oom_killed` — the kernel killed the job's process for memory. It is the most specific
+   fact there is: even when the pod is deleted or evicted afterwards, memory is what ended
+   the job, and the policy must count the attempt.
+2. `pod_disrupted` — the pod is dead (gone, Failed/Succeeded, or deleted with no container
+   left running) and Kubernetes says who did it (Evicted, Preempted, NodeLost, PodGC,
+   NodeShutdown), or it was deleted (PodDeleted). A disruption explains whatever exit code the
+   containers then had (a worker stopped by SIGTERM may exit 1), so it beats 3.
+3. `process_gone` — a worker container ended after the job was taken, or restarted under the
+   client that took it: Killed (a signal from outside), ApplicationCrash (non-zero exit or a
+   fault signal), ContainerRestarted, ContainerExited.
+4. `pod_finished` — a Failed/Succeeded pod that shows none of the above (no container status).
+   Rules 1-4 are pod evidence: they hold whatever the beats say, because a dead process
+   cannot beat and a fresh beat may just not have aged yet (the fast path runs in seconds).
+5. `node_lost` — beat stale and the pod's node not Ready (or gone, or the taint manager
+   deleting the pod): the node is lost. Checked before taint eviction (~5 min) would act. A
+   NotReady node whose worker still beats is a partition the job survives: Healthy.
+6. `unresponsive` — beat stale, pod known and alive, node Ready or not observed (without node
+   permissions node loss degrades to this heartbeat-only verdict). Before Overdue: a frozen
+   process cannot obey a cancel, so it must be restarted, not cancelled.
+7. `stale` — beat stale and no pod attributable (a custom client ID, a worker outside the
+   cluster) or the attributed pod is unknown to the cluster.
+8. `stuck` — beats fresh, progress older than progressTimeout. Before Overdue: a job that
+   stopped progressing is overdue *because* it is stuck, and Stuck names the cause.
+9. `overdue` — running longer than maxRuntime, or than the adaptive limit for jobs without
+   beats. Judges jobs whose beats are fresh (or that never beat by design).
+10. `starting` — no beat yet within the startup grace. After the runtime rules, so a job
+   cannot hide behind its grace beyond maxRuntime.
+11. `healthy` — nothing fired.
+
+A Terminating pod whose containers still run is judged by its beats (rules 5-11); its reason
+says it is terminating.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from lifeguard.model.enums import Cause
+from lifeguard.model.observation import Observation, PodFacts
+from lifeguard.verdict.evidence import (
+    TERMINAL_PHASES,
+    ProcessDeath,
+    disruption_reason,
+    ending_of,
+    is_terminating,
+    pod_is_dead,
+    process_death,
+)
+from lifeguard.verdict.heartbeat import Beat, read_beat
+from lifeguard.verdict.text import ago, seconds, where
+from lifeguard.verdict.types import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One observation with the facts every rule reads, derived once."""
+
+    obs: Observation
+    beat: Beat
+    pod: PodFacts | None
+    death: ProcessDeath | None
+    pod_dead: bool
+    terminating: bool
+
+    @property
+    def where(self) -> str:
+        return where(self.obs)
+
+
+def build_case(obs: Observation) -> Case:
+    # A pod is only evidence when the client ID named it; otherwise it is someone else's pod.
+    pod = obs.pod if obs.pod_name is not None or obs.pod is not None else None
+    return Case(
+        obs=obs,
+        beat=read_beat(obs),
+        pod=pod,
+        death=process_death(obs, pod) if pod is not None else None,
+        pod_dead=pod is not None and pod_is_dead(obs, pod),
+        terminating=pod is not None and is_terminating(pod),
+    )
+
+
+Rule = Callable[[Case], Verdict | None]
+
+
+def _death_verdict(case: Case) -> Verdict:
+    death = case.death
+    assert death is not None
+    ending = ending_of(death.terminated)
+    if death.restarted and ending.reason == "ContainerExited":
+        ending = replace(ending, reason="ContainerRestarted")
+    container = f"container {death.container} of {case.where}"
+    when = ago(case.obs.now, death.at)
+    if death.terminated is None:
+        message = (
+            f"{container} restarted{when}, after client {case.obs.job.client_id} took the job:"
+            " the process that ran it is gone"
+        )
+    elif death.restarted:
+        message = f"{container} {ending.how}{when} and restarted; the job's process is gone"
+    else:
+        message = f"{container} {ending.how}{when}"
+    return Verdict(ending.cause, ending.reason, message)
+
+
+def oom_killed(case: Case) -> Verdict | None:
+    if case.death is None or case.death.terminated is None:
+        return None
+    if ending_of(case.death.terminated).cause is not Cause.RESOURCE_EXHAUSTED:
+        return None
+    return _death_verdict(case)
+
+
+def pod_disrupted(case: Case) -> Verdict | None:
+    pod = case.pod
+    if pod is None or not case.pod_dead:
+        return None
+    reason = disruption_reason(pod)
+    if reason is None and (pod.gone or pod.deletion_timestamp is not None):
+        reason = "PodDeleted"
+    if reason is None:
+        return None
+    state = "was deleted" if pod.gone else f"is {pod.phase}"
+    if pod.deletion_timestamp is not None and not pod.gone:
+        state = "is being deleted and its containers have stopped"
+    detail = f": {pod.message}" if pod.message else ""
+    who = f" ({pod.disruption_target})" if pod.disruption_target else ""
+    return Verdict(
+        Cause.INFRASTRUCTURE_DEATH,
+        reason,
+        f"{case.where} {state}; reason {reason}{who}{detail}",
+    )
+
+
+def process_gone(case: Case) -> Verdict | None:
+    return _death_verdict(case) if case.death is not None else None
+
+
+def pod_finished(case: Case) -> Verdict | None:
+    pod = case.pod
+    if pod is None or pod.phase not in TERMINAL_PHASES:
+        return None
+    reason = "PodFailed" if pod.phase == "Failed" else "PodSucceeded"
+    detail = f": {pod.message}" if pod.message else ""
+    return Verdict(
+        Cause.INFRASTRUCTURE_DEATH,
+        reason,
+        f"{case.where} is {pod.phase} while the job is still running{detail}",
+    )
+
+
+def node_lost(case: Case) -> Verdict | None:
+    pod, obs = case.pod, case.obs
+    if pod is None or not case.beat.stale:
+        return None
+    if pod.disruption_target == "DeletionByTaintManager":
+        state = "is being deleted by the taint manager (its node is unreachable)"
+    elif not obs.nodes_observed or pod.node_name is None:
+        return None
+    elif obs.node is None:
+        state = f"runs on node {pod.node_name}, which no longer exists"
+    elif obs.node.ready is False:
+        why = f" ({obs.node.reason})" if obs.node.reason else ""
+        state = f"runs on node {pod.node_name}, which is NotReady{why}"
+        if obs.node.ready_since is not None:
+            state += f" for {seconds((obs.now - obs.node.ready_since).total_seconds())}"
+    else:
+        return None
+    return Verdict(
+        Cause.INFRASTRUCTURE_DEATH, "NodeLost", f"pod {pod.name} {state}; {case.beat.describe()}"
+    )
+
+
+def _stale_reason(beat: Beat) -> str:
+    return "NoBeatYet" if beat.never else "BeatStale"
+
+
+def unresponsive(case: Case) -> Verdict | None:
+    if case.pod is None or not case.beat.stale:
+        return None
+    notes = []
+    if case.terminating:
+        notes.append("the pod is terminating")
+    if not case.obs.nodes_observed:
+        notes.append("node readiness is not observed")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return Verdict(
+        Cause.UNRESPONSIVE,
+        _stale_reason(case.beat),
+        f"{case.where} is running but {case.beat.describe()}{note}",
+    )
+
+
+def stale(case: Case) -> Verdict | None:
+    obs = case.obs
+    if not case.beat.stale:
+        return None
+    if obs.pod_name is not None:
+        return Verdict(
+            Cause.STALE,
+            "NoPod",
+            f"client {obs.job.client_id} maps to pod {obs.pod_name}, which the cluster does not"
+            f" know; {case.beat.describe()}",
+        )
+    return Verdict(
+        Cause.STALE,
+        _stale_reason(case.beat),
+        f"no pod is attributable to {where(obs)}; {case.beat.describe()}",
+    )
+
+
+def stuck(case: Case) -> Verdict | None:
+    job, timeout = case.obs.job, case.obs.thresholds.progress_timeout
+    if timeout is None or not case.beat.fresh:
+        return None
+    # A job that never reported progress has made none since it started.
+    age = job.progress_age if job.progress_age is not None else job.running_for
+    if age <= timeout:
+        return None
+    said = (
+        f"its last progress was {seconds(age)} ago"
+        if job.progress_age is not None
+        else f"it has reported no progress in {seconds(age)} since it started"
+    )
+    return Verdict(
+        Cause.STUCK,
+        "ProgressStale",
+        f"{case.where} still beats, but {said} (timeout {seconds(timeout)})",
+    )
+
+
+def overdue(case: Case) -> Verdict | None:
+    obs = case.obs
+    running_for, limits = obs.job.running_for, obs.thresholds
+    if limits.max_runtime is not None and running_for > limits.max_runtime:
+        return Verdict(
+            Cause.OVERDUE,
+            "MaxRuntimeExceeded",
+            f"job {obs.job.id} ({obs.job.kind}) on {case.where} has run for"
+            f" {seconds(running_for)}, beyond maxRuntime {seconds(limits.max_runtime)}",
+        )
+    without_beats = not obs.beats_expected or case.beat.never
+    if without_beats and limits.adaptive_limit is not None and running_for > limits.adaptive_limit:
+        return Verdict(
+            Cause.OVERDUE,
+            "AdaptiveLimitExceeded",
+            f"job {obs.job.id} ({obs.job.kind}) on {case.where} has run for"
+            f" {seconds(running_for)}, beyond the adaptive limit"
+            f" {seconds(limits.adaptive_limit)} learned for its kind",
+        )
+    return None
+
+
+def starting(case: Case) -> Verdict | None:
+    obs = case.obs
+    if not obs.beats_expected or not case.beat.never or case.beat.stale:
+        return None
+    reason = "PodTerminating" if case.terminating else "NoBeatYet"
+    return Verdict(
+        Cause.STARTING,
+        reason,
+        f"{case.where} took the job {seconds(obs.job.running_for)} ago and has not beaten yet"
+        f" (startup grace {seconds(obs.thresholds.startup_grace)})"
+        + ("; the pod is terminating" if case.terminating else ""),
+    )
+
+
+def healthy(case: Case) -> Verdict:
+    obs = case.obs
+    if case.beat.fresh:
+        reason, said = "BeatFresh", case.beat.describe()
+    else:
+        reason, said = "Running", f"it has run for {seconds(obs.job.running_for)} within its limits"
+    notes = []
+    if case.terminating:
+        reason = "PodTerminating"
+        notes.append("the pod is terminating; River shuts down gracefully")
+    if obs.node is not None and obs.node.ready is False:
+        notes.append(f"node {obs.node.name} is NotReady but the worker still beats")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return Verdict(Cause.HEALTHY, reason, f"{case.where} is working: {said}{note}")
+
+
+RULES: tuple[Rule, ...] = (
+    oom_killed,
+    pod_disrupted,
+    process_gone,
+    pod_finished,
+    node_lost,
+    unresponsive,
+    stale,
+    stuck,
+    overdue,
+    starting,
+)
+
+
+def decide(obs: Observation) -> Verdict:
+    """The verdict of the first rule that fires; Healthy when none does."""
+    case = build_case(obs)
+    for rule in RULES:
+        verdict = rule(case)
+        if verdict is not None:
+            return verdict
+    return healthy(case)

@@ -1,0 +1,20 @@
+"""The outcome of judging one running job."""
+
+from dataclasses import dataclass
+
+from lifeguard.model.enums import Cause
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a job is (or is not) moving: a cause of the verdict table, a CamelCase reason and a
+    sentence for humans naming the pod, the node and the ages that led to it."""
+
+    cause: Cause
+    reason: str
+    message: str
+
+    @property
+    def acts(self) -> bool:
+        """Whether the cause may lead to an action (Healthy and Starting never do)."""
+        return self.cause not in (Cause.HEALTHY, Cause.STARTING)

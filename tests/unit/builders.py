@@ -1,0 +1,291 @@
+"""Tiny fluent builders for verdict and plan tables.
+
+    running_job(kind="report").beat_age(45).on(pod("worker-1").oom_killed()).obs()
+
+Every time is relative to NOW (the database's `now()` in production). By default a job has
+run 2m on pod worker-1 (node n1, Ready), beats every few seconds (last beat 5s ago), and its
+client started long after the container and long before the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from lifeguard.model.observation import (
+    ContainerFacts,
+    JobFacts,
+    NodeFacts,
+    Observation,
+    PodFacts,
+    TerminatedFacts,
+    Thresholds,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+POD_STARTED = NOW - timedelta(hours=2)
+CLIENT_STARTED = POD_STARTED + timedelta(seconds=1)
+SIGNAL_EXIT_BASE = 128
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+# -- nodes ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NodeBuilder:
+    facts: NodeFacts
+
+    def not_ready(self, for_: float = 60, reason: str = "NodeStatusUnknown") -> NodeBuilder:
+        return NodeBuilder(replace(self.facts, ready=False, ready_since=ago(for_), reason=reason))
+
+    def ready_unknown(self) -> NodeBuilder:
+        return NodeBuilder(replace(self.facts, ready=None))
+
+
+def node(name: str = "n1") -> NodeBuilder:
+    return NodeBuilder(NodeFacts(name=name, ready=True, ready_since=POD_STARTED))
+
+
+# -- pods ----------------------------------------------------------------------------------
+def _terminated(code: int, ago_s: float, reason: str | None) -> TerminatedFacts:
+    return TerminatedFacts(
+        exit_code=code,
+        reason=reason,
+        started_at=POD_STARTED,
+        finished_at=ago(ago_s),
+    )
+
+
+@dataclass(frozen=True)
+class PodBuilder:
+    facts: PodFacts
+
+    def _pod(self, **changes: object) -> PodBuilder:
+        return PodBuilder(replace(self.facts, **changes))  # type: ignore[arg-type]
+
+    def _worker(self, **changes: object) -> PodBuilder:
+        first, *rest = self.facts.containers
+        return self._pod(containers=(replace(first, **changes), *rest))  # type: ignore[arg-type]
+
+    # where and what
+    def on(self, node_name: str) -> PodBuilder:
+        return self._pod(node_name=node_name)
+
+    def phase(self, phase: str) -> PodBuilder:
+        return self._pod(phase=phase)
+
+    def with_sidecar(self, name: str = "proxy") -> PodBuilder:
+        sidecar = ContainerFacts(name=name, running_since=POD_STARTED)
+        return self._pod(containers=(*self.facts.containers, sidecar))
+
+    def sidecar_exited(self, code: int = 1, ago_s: float = 3) -> PodBuilder:
+        first, sidecar = self.facts.containers
+        ended = replace(sidecar, running_since=None, terminated=_terminated(code, ago_s, "Error"))
+        return self._pod(containers=(first, ended))
+
+    def no_containers(self) -> PodBuilder:
+        return self._pod(containers=())
+
+    # the worker container's current state
+    def exited(
+        self, code: int, ago_s: float = 3, reason: str | None = "Error", phase: str = "Failed"
+    ) -> PodBuilder:
+        ended = self._worker(running_since=None, terminated=_terminated(code, ago_s, reason))
+        return ended._pod(phase=phase)
+
+    def oom_killed(self, ago_s: float = 3) -> PodBuilder:
+        return self.exited(137, ago_s, reason="OOMKilled")
+
+    def killed(self, signal: int = 9, ago_s: float = 3) -> PodBuilder:
+        return self.exited(SIGNAL_EXIT_BASE + signal, ago_s, reason="Error")
+
+    def crashed(self, code: int = 1, ago_s: float = 3) -> PodBuilder:
+        return self.exited(code, ago_s, reason="Error")
+
+    def restarted(
+        self, ago_s: float = 10, code: int = 1, reason: str | None = "Error"
+    ) -> PodBuilder:
+        """The worker container ended `ago_s` ago with `code` and runs again since."""
+        restarts = self.facts.containers[0].restart_count + 1
+        return self._worker(
+            running_since=ago(ago_s - 1),
+            restart_count=restarts,
+            last_terminated=_terminated(code, ago_s, reason),
+        )
+
+    def crash_looping(self, ago_s: float = 10, code: int = 1) -> PodBuilder:
+        """The worker container ended and waits in back-off to start again."""
+        return self.restarted(ago_s, code)._worker(
+            running_since=None, waiting_reason="CrashLoopBackOff"
+        )
+
+    def started(self, ago_s: float) -> PodBuilder:
+        """The worker container (re)started `ago_s` ago, with no last state recorded."""
+        return self._worker(running_since=ago(ago_s))
+
+    # what happened to the pod
+    def terminating(self, grace_left: float = 25) -> PodBuilder:
+        return self._pod(deletion_timestamp=NOW + timedelta(seconds=grace_left))
+
+    def deleted(self) -> PodBuilder:
+        return self._pod(gone=True, deletion_timestamp=ago(1))
+
+    def disrupted(self, by: str) -> PodBuilder:
+        return self._pod(disruption_target=by)
+
+    def evicted_by_kubelet(self) -> PodBuilder:
+        return self.killed(9)._pod(
+            reason="Evicted",
+            message="The node was low on resource: memory.",
+            disruption_target="TerminationByKubelet",
+        )
+
+    def status_reason(self, reason: str, message: str | None = None) -> PodBuilder:
+        return self._pod(reason=reason, message=message)
+
+
+def pod(name: str = "worker-1", node_name: str = "n1") -> PodBuilder:
+    return PodBuilder(
+        PodFacts(
+            namespace="jobs",
+            name=name,
+            uid=f"uid-{name}",
+            node_name=node_name,
+            phase="Running",
+            containers=(ContainerFacts(name="worker", running_since=POD_STARTED),),
+        )
+    )
+
+
+# -- jobs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobBuilder:
+    job: JobFacts
+    thresholds: Thresholds = field(default_factory=lambda: Thresholds(30.0, 60.0))
+    pod_name: str | None = "worker-1"
+    pod: PodFacts | None = field(default_factory=lambda: pod().facts)
+    node: NodeFacts | None = None
+    node_missing: bool = False
+    client_started_at: datetime | None = CLIENT_STARTED
+    nodes_observed: bool = True
+    beats_expected: bool = True
+    worker_container: str | None = None
+
+    def _job(self, **changes: object) -> JobBuilder:
+        return replace(self, job=replace(self.job, **changes))  # type: ignore[arg-type]
+
+    def _limits(self, **changes: object) -> JobBuilder:
+        return replace(self, thresholds=replace(self.thresholds, **changes))  # type: ignore[arg-type]
+
+    # the job's own facts
+    def id(self, job_id: int) -> JobBuilder:
+        return self._job(id=job_id)
+
+    def running_for(self, seconds: float) -> JobBuilder:
+        return self._job(running_for=seconds, attempted_at=ago(seconds))
+
+    def beat_age(self, seconds: float) -> JobBuilder:
+        return self._job(beat_age=seconds)
+
+    def no_beat(self) -> JobBuilder:
+        return self._job(beat_age=None)
+
+    def progress_age(self, seconds: float | None) -> JobBuilder:
+        return self._job(progress_age=seconds)
+
+    def attempt(self, attempt: int, max_attempts: int = 25) -> JobBuilder:
+        return self._job(attempt=attempt, max_attempts=max_attempts)
+
+    def infra_retries(self, count: int) -> JobBuilder:
+        return self._job(infra_retries=count)
+
+    def cancel_requested(self, seconds_ago: float) -> JobBuilder:
+        return self._job(cancel_requested_age=seconds_ago)
+
+    # limits
+    def stale_after(self, seconds: float) -> JobBuilder:
+        return self._limits(stale_after=seconds)
+
+    def startup_grace(self, seconds: float) -> JobBuilder:
+        return self._limits(startup_grace=seconds)
+
+    def progress_timeout(self, seconds: float) -> JobBuilder:
+        return self._limits(progress_timeout=seconds)
+
+    def max_runtime(self, seconds: float) -> JobBuilder:
+        return self._limits(max_runtime=seconds)
+
+    def adaptive_limit(self, seconds: float) -> JobBuilder:
+        return self._limits(adaptive_limit=seconds)
+
+    def without_beats(self) -> JobBuilder:
+        return replace(self, beats_expected=False)._job(beat_age=None)
+
+    # where it runs
+    def on(self, pod_builder: PodBuilder) -> JobBuilder:
+        return replace(self, pod=pod_builder.facts, pod_name=pod_builder.facts.name)
+
+    def node_is(self, node_builder: NodeBuilder) -> JobBuilder:
+        return replace(self, node=node_builder.facts)
+
+    def node_deleted(self) -> JobBuilder:
+        return replace(self, node_missing=True)
+
+    def nodes_unobserved(self) -> JobBuilder:
+        return replace(self, nodes_observed=False)
+
+    def pod_unknown(self, name: str = "worker-1") -> JobBuilder:
+        """The client ID names a pod the cluster does not know."""
+        return replace(self, pod_name=name, pod=None)
+
+    def unattributed(self) -> JobBuilder:
+        """The client ID matches no pod pattern (a worker outside the cluster)."""
+        return replace(self, pod_name=None, pod=None, client_started_at=None)._job(
+            client_id="laptop-7"
+        )
+
+    def client_started(self, seconds_ago: float | None) -> JobBuilder:
+        return replace(self, client_started_at=None if seconds_ago is None else ago(seconds_ago))
+
+    def worker_is(self, container: str) -> JobBuilder:
+        return replace(self, worker_container=container)
+
+    def obs(self) -> Observation:
+        node_facts = self.node
+        if node_facts is None and self.pod is not None and self.pod.node_name:
+            node_facts = node(self.pod.node_name).facts
+        if self.node_missing or not self.nodes_observed:
+            node_facts = None
+        return Observation(
+            job=self.job,
+            thresholds=self.thresholds,
+            now=NOW,
+            pod_name=self.pod_name,
+            pod=self.pod,
+            node=node_facts,
+            client_started_at=self.client_started_at,
+            nodes_observed=self.nodes_observed,
+            beats_expected=self.beats_expected,
+            worker_container=self.worker_container,
+        )
+
+
+def running_job(
+    kind: str = "report", job_id: int = 1, queue: str = "default", running_for: float = 120
+) -> JobBuilder:
+    return JobBuilder(
+        job=JobFacts(
+            id=job_id,
+            kind=kind,
+            queue=queue,
+            priority=1,
+            attempt=1,
+            max_attempts=25,
+            attempted_at=ago(running_for),
+            client_id="worker-1_2026_03_01T10_00_01_000000",
+            running_for=running_for,
+            beat_age=5.0,
+        )
+    )

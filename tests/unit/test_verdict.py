@@ -1,0 +1,513 @@
+"""The verdict table of DESIGN.md §4, one row per behaviour."""
+
+import pytest
+from builders import JobBuilder, node, pod, running_job
+
+from lifeguard.model.enums import Cause
+from lifeguard.verdict import decide
+
+H = Cause.HEALTHY
+S = Cause.STARTING
+INFRA = Cause.INFRASTRUCTURE_DEATH
+OOM = Cause.RESOURCE_EXHAUSTED
+CRASH = Cause.APPLICATION_CRASH
+UNRESPONSIVE = Cause.UNRESPONSIVE
+STUCK = Cause.STUCK
+OVERDUE = Cause.OVERDUE
+STALE = Cause.STALE
+
+
+def case(name: str, job: JobBuilder, cause: Cause, reason: str) -> object:
+    return pytest.param(job, cause, reason, id=name)
+
+
+HEARTBEATS = [
+    case("fresh_beat_on_running_pod_is_healthy", running_job(), H, "BeatFresh"),
+    case("beat_exactly_at_threshold_is_still_fresh", running_job().beat_age(30), H, "BeatFresh"),
+    case(
+        "no_beat_within_startup_grace_is_starting",
+        running_job(running_for=20).no_beat(),
+        S,
+        "NoBeatYet",
+    ),
+    case(
+        "no_beat_past_startup_grace_is_unresponsive",
+        running_job(running_for=90).no_beat(),
+        UNRESPONSIVE,
+        "NoBeatYet",
+    ),
+    case(
+        "no_beat_past_grace_counts_as_stale_even_below_stale_after",
+        running_job(running_for=90).no_beat().stale_after(300),
+        UNRESPONSIVE,
+        "NoBeatYet",
+    ),
+    case(
+        "stale_beat_on_running_pod_on_ready_node_is_unresponsive",
+        running_job().beat_age(45),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "stale_beat_with_unobserved_nodes_is_unresponsive",
+        running_job().beat_age(45).node_is(node().not_ready()).nodes_unobserved(),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "stale_beat_on_node_with_unknown_readiness_is_unresponsive",
+        running_job().beat_age(45).node_is(node().ready_unknown()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "stale_beat_with_stale_progress_is_unresponsive_not_stuck",
+        running_job().beat_age(45).progress_timeout(60).progress_age(600),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "stale_beat_beyond_max_runtime_is_unresponsive_not_overdue",
+        running_job(running_for=7200).beat_age(45).max_runtime(3600),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+]
+
+NO_POD = [
+    case(
+        "stale_beat_without_attributable_pod_is_stale",
+        running_job().unattributed().beat_age(45),
+        STALE,
+        "BeatStale",
+    ),
+    case(
+        "fresh_beat_without_attributable_pod_is_healthy",
+        running_job().unattributed(),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "no_beat_past_grace_without_attributable_pod_is_stale",
+        running_job(running_for=90).unattributed().no_beat(),
+        STALE,
+        "NoBeatYet",
+    ),
+    case(
+        "stale_beat_of_pod_unknown_to_the_cluster_is_stale_no_pod",
+        running_job().pod_unknown().beat_age(45),
+        STALE,
+        "NoPod",
+    ),
+    case(
+        "fresh_beat_of_pod_unknown_to_the_cluster_is_healthy",
+        running_job().pod_unknown(),
+        H,
+        "BeatFresh",
+    ),
+]
+
+POD_DEATH = [
+    case(
+        "oom_killed_pod_is_resource_exhausted",
+        running_job().on(pod().oom_killed()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "oom_killed_pod_with_fresh_beat_is_resource_exhausted_at_once",
+        running_job().beat_age(1).on(pod().oom_killed()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "oom_killed_and_restarted_container_is_resource_exhausted",
+        running_job().on(pod().restarted(code=137, reason="OOMKilled")),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "deleted_pod_whose_container_was_oom_killed_is_resource_exhausted",
+        running_job().on(pod().oom_killed().deleted()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "oom_kill_before_the_client_started_is_not_this_jobs_death",
+        running_job()
+        .client_started(590)
+        .on(pod().restarted(ago_s=600, code=137, reason="OOMKilled")),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "pod_evicted_through_the_eviction_api_is_infrastructure_death",
+        running_job().on(pod().killed(15).disrupted("EvictionByEvictionAPI").deleted()),
+        INFRA,
+        "Evicted",
+    ),
+    case(
+        "pod_evicted_by_the_kubelet_is_evicted_not_killed",
+        running_job().on(pod().evicted_by_kubelet()),
+        INFRA,
+        "Evicted",
+    ),
+    case(
+        "pod_preempted_by_the_scheduler_is_preempted",
+        running_job().on(pod().killed(15).disrupted("PreemptionByScheduler").deleted()),
+        INFRA,
+        "Preempted",
+    ),
+    case(
+        "pod_preempted_by_the_kubelet_is_preempted",
+        running_job().on(pod().killed(9).status_reason("Preempting")),
+        INFRA,
+        "Preempted",
+    ),
+    case(
+        "pod_deleted_by_the_taint_manager_is_node_lost",
+        running_job().on(pod().disrupted("DeletionByTaintManager").deleted()),
+        INFRA,
+        "NodeLost",
+    ),
+    case(
+        "pod_collected_by_pod_gc_is_pod_gc",
+        running_job().on(pod().disrupted("DeletionByPodGC").deleted()),
+        INFRA,
+        "PodGC",
+    ),
+    case(
+        "pod_stopped_by_graceful_node_shutdown_is_node_shutdown",
+        running_job().on(pod().killed(15).status_reason("Terminated")),
+        INFRA,
+        "NodeShutdown",
+    ),
+    case(
+        "deleted_pod_without_a_reason_is_pod_deleted",
+        running_job().on(pod().deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "deleted_pod_whose_worker_crashed_on_sigterm_is_pod_deleted_not_crash",
+        running_job().on(pod().crashed(1).deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "terminating_pod_whose_containers_stopped_is_pod_deleted",
+        running_job().on(pod().exited(0, reason="Completed", phase="Running").terminating()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "sigkill_without_oom_is_killed",
+        running_job().on(pod().killed(9)),
+        INFRA,
+        "Killed",
+    ),
+    case(
+        "sigterm_from_outside_is_killed",
+        running_job().on(pod().killed(15)),
+        INFRA,
+        "Killed",
+    ),
+    case(
+        "non_zero_exit_is_application_crash",
+        running_job().on(pod().crashed(1)),
+        CRASH,
+        "Error",
+    ),
+    case(
+        "segfault_is_application_crash",
+        running_job().on(pod().killed(11)),
+        CRASH,
+        "FatalSignal",
+    ),
+    case(
+        "crash_looping_container_is_application_crash",
+        running_job().on(pod().crash_looping(code=2)),
+        CRASH,
+        "Error",
+    ),
+    case(
+        "container_exiting_zero_under_a_running_job_is_container_exited",
+        running_job().on(pod().exited(0, reason="Completed", phase="Succeeded")),
+        INFRA,
+        "ContainerExited",
+    ),
+    case(
+        "container_restarted_after_clean_exit_is_container_restarted",
+        running_job().on(pod().restarted(code=0, reason="Completed")),
+        INFRA,
+        "ContainerRestarted",
+    ),
+    case(
+        "container_started_after_the_client_is_container_restarted",
+        running_job().on(pod().started(ago_s=30)),
+        INFRA,
+        "ContainerRestarted",
+    ),
+    case(
+        "container_started_a_second_after_the_client_is_not_a_restart",
+        running_job().client_started(100).on(pod().started(ago_s=99)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "restart_before_a_client_that_took_the_job_is_not_this_jobs_death",
+        running_job().client_started(25).on(pod().restarted(ago_s=30)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "restart_after_attempted_at_counts_when_client_start_is_unknown",
+        running_job()
+        .client_started(None)
+        .on(pod().restarted(ago_s=10, code=137, reason="OOMKilled")),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "restart_before_attempted_at_is_ignored_when_client_start_is_unknown",
+        running_job(running_for=120).client_started(None).on(pod().restarted(ago_s=300)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "failed_pod_without_container_statuses_is_pod_failed",
+        running_job().on(pod().no_containers().phase("Failed")),
+        INFRA,
+        "PodFailed",
+    ),
+    case(
+        "sidecar_exit_is_ignored_when_the_worker_container_is_named",
+        running_job().worker_is("worker").on(pod().with_sidecar().sidecar_exited()),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "sidecar_exit_counts_as_the_workers_when_no_container_is_named",
+        running_job().on(pod().with_sidecar().sidecar_exited()),
+        CRASH,
+        "Error",
+    ),
+]
+
+TERMINATING = [
+    case(
+        "terminating_pod_with_running_containers_and_fresh_beat_is_healthy",
+        running_job().on(pod().terminating()),
+        H,
+        "PodTerminating",
+    ),
+    case(
+        "terminating_pod_whose_sidecar_stopped_first_is_not_dead",
+        running_job().on(pod().with_sidecar().sidecar_exited(code=0).terminating()),
+        H,
+        "PodTerminating",
+    ),
+    case(
+        "terminating_pod_with_no_beat_yet_is_starting",
+        running_job(running_for=20).no_beat().on(pod().terminating()),
+        S,
+        "PodTerminating",
+    ),
+    case(
+        "terminating_pod_with_running_containers_and_stale_beat_is_unresponsive",
+        running_job().beat_age(45).on(pod().terminating()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "terminating_pod_whose_container_restarted_under_the_client_is_dead",
+        running_job().on(pod().restarted(code=137, reason="OOMKilled").terminating()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "taint_manager_deleting_a_pod_with_stale_beat_is_node_lost_without_node_facts",
+        running_job()
+        .beat_age(45)
+        .nodes_unobserved()
+        .on(pod().disrupted("DeletionByTaintManager").terminating()),
+        INFRA,
+        "NodeLost",
+    ),
+]
+
+NODES = [
+    case(
+        "not_ready_node_and_stale_beat_is_node_lost",
+        running_job().beat_age(45).node_is(node().not_ready()),
+        INFRA,
+        "NodeLost",
+    ),
+    case(
+        "not_ready_node_and_no_beat_past_grace_is_node_lost",
+        running_job(running_for=90).no_beat().node_is(node().not_ready()),
+        INFRA,
+        "NodeLost",
+    ),
+    case(
+        "not_ready_node_with_fresh_beat_is_still_healthy",
+        running_job().node_is(node().not_ready()),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "deleted_node_and_stale_beat_is_node_lost",
+        running_job().beat_age(45).node_deleted(),
+        INFRA,
+        "NodeLost",
+    ),
+    case(
+        "oom_kill_on_a_not_ready_node_is_resource_exhausted",
+        running_job().beat_age(45).node_is(node().not_ready()).on(pod().oom_killed()),
+        OOM,
+        "OOMKilled",
+    ),
+]
+
+PROGRESS_AND_RUNTIME = [
+    case(
+        "fresh_beat_and_progress_older_than_timeout_is_stuck",
+        running_job().progress_timeout(600).progress_age(900),
+        STUCK,
+        "ProgressStale",
+    ),
+    case(
+        "fresh_progress_is_healthy",
+        running_job().progress_timeout(600).progress_age(30),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "no_progress_yet_counts_from_the_start",
+        running_job(running_for=900).progress_timeout(600).progress_age(None),
+        STUCK,
+        "ProgressStale",
+    ),
+    case(
+        "no_progress_yet_within_timeout_is_healthy",
+        running_job(running_for=300).progress_timeout(600).progress_age(None),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "old_progress_is_not_judged_without_progress_timeout",
+        running_job().progress_age(99999),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "fresh_beat_beyond_max_runtime_is_overdue",
+        running_job(running_for=7200).max_runtime(3600),
+        OVERDUE,
+        "MaxRuntimeExceeded",
+    ),
+    case(
+        "stuck_job_beyond_max_runtime_is_stuck",
+        running_job(running_for=7200).max_runtime(3600).progress_timeout(600).progress_age(900),
+        STUCK,
+        "ProgressStale",
+    ),
+    case(
+        "job_without_beats_beyond_adaptive_limit_is_overdue",
+        running_job(running_for=1000).without_beats().adaptive_limit(600),
+        OVERDUE,
+        "AdaptiveLimitExceeded",
+    ),
+    case(
+        "job_without_beats_beyond_max_runtime_is_overdue",
+        running_job(running_for=1000).without_beats().max_runtime(600),
+        OVERDUE,
+        "MaxRuntimeExceeded",
+    ),
+    case(
+        "job_without_beats_within_limits_is_healthy",
+        running_job(running_for=300).without_beats().adaptive_limit(600),
+        H,
+        "Running",
+    ),
+    case(
+        "job_without_beats_is_never_stale",
+        running_job(running_for=100000).without_beats(),
+        H,
+        "Running",
+    ),
+    case(
+        "adaptive_limit_does_not_judge_beating_jobs",
+        running_job(running_for=1000).adaptive_limit(600),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "max_runtime_shorter_than_startup_grace_is_overdue_before_first_beat",
+        running_job(running_for=40).no_beat().max_runtime(30),
+        OVERDUE,
+        "MaxRuntimeExceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("job", "cause", "reason"),
+    HEARTBEATS + NO_POD + POD_DEATH + TERMINATING + NODES + PROGRESS_AND_RUNTIME,
+)
+def test_verdict(job: JobBuilder, cause: Cause, reason: str) -> None:
+    verdict = decide(job.obs())
+    assert (verdict.cause, verdict.reason) == (cause, reason), verdict.message
+
+
+def test_oom_message_names_container_pod_node_exit_code_and_age() -> None:
+    verdict = decide(running_job().on(pod("worker-7f", "n2").oom_killed(ago_s=3)).obs())
+    assert (
+        verdict.message
+        == "container worker of pod worker-7f on node n2 was OOMKilled (exit 137) 3s ago"
+    )
+
+
+def test_unresponsive_message_names_beat_age_and_threshold() -> None:
+    verdict = decide(running_job().beat_age(45).on(pod("worker-7f", "n2")).obs())
+    assert verdict.message == (
+        "pod worker-7f on node n2 is running but its last beat was 45s ago (stale after 30s)"
+    )
+
+
+def test_node_lost_message_names_node_and_how_long_it_is_not_ready() -> None:
+    verdict = decide(
+        running_job()
+        .beat_age(45)
+        .on(pod("worker-7f", "n2"))
+        .node_is(node("n2").not_ready(90))
+        .obs()
+    )
+    assert verdict.message == (
+        "pod worker-7f runs on node n2, which is NotReady (NodeStatusUnknown) for 1m30s;"
+        " its last beat was 45s ago (stale after 30s)"
+    )
+
+
+def test_stuck_message_names_progress_age_and_timeout() -> None:
+    verdict = decide(running_job().progress_timeout(600).progress_age(900).obs())
+    assert verdict.message == (
+        "pod worker-1 on node n1 still beats, but its last progress was 15m ago (timeout 10m)"
+    )
+
+
+def test_stale_message_names_the_client_when_no_pod_is_attributable() -> None:
+    verdict = decide(running_job().unattributed().beat_age(300).obs())
+    assert "client laptop-7" in verdict.message
+    assert "5m" in verdict.message
+
+
+def test_only_healthy_and_starting_never_act() -> None:
+    assert not decide(running_job().obs()).acts
+    assert not decide(running_job(running_for=5).no_beat().obs()).acts
+    assert decide(running_job().beat_age(45).obs()).acts
+
+
+def test_same_observation_gives_the_same_verdict() -> None:
+    obs = running_job().beat_age(45).node_is(node().not_ready()).obs()
+    assert decide(obs) == decide(obs)
