@@ -99,17 +99,20 @@ class PodWorker(threading.Thread):
         self._wake.set()
 
     def signal_all(self, sig: int) -> list[int]:
-        for process in list(self.processes.values()):
+        # Snapshots: the worker thread adds and removes processes meanwhile.
+        processes = list(self.processes.values())
+        for process in processes:
             process.signal(sig)
-        return [p.pid for p in self.processes.values()]
+        return [p.pid for p in processes]
 
     def describe(self) -> Json:
+        processes = list(self.processes.items())
         return {
             "namespace": self.namespace,
             "name": self.name,
             "uid": self.uid,
-            "pids": {name: p.pid for name, p in self.processes.items()},
-            "memory": {name: p.memory_mechanism for name, p in self.processes.items()},
+            "pids": {name: p.pid for name, p in processes},
+            "memory": {name: p.memory_mechanism for name, p in processes},
         }
 
     # --- the worker's own thread ----------------------------------------------------------
