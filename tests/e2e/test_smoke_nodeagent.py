@@ -129,6 +129,34 @@ def test_deleting_a_pod_sends_sigterm_then_completes_the_deletion(
     assert process_gone(pids)
 
 
+def test_frozen_pod_process_stops_and_a_sigkill_from_outside_is_an_error_not_oom(
+    kube: KubeClient, node_agents: list[NodeAgentHandle]
+) -> None:
+    name = unique("frozen")
+    create_pod(kube, pod_manifest(name, container(["sleep", "3600"]), restart_policy="Never"))
+    wait_for(
+        lambda: (main_status(get_pod(kube, name)).get("state") or {}).get("running"),
+        60,
+        "the container to run",
+    )
+    pod = get_pod(kube, name)
+    assert pod is not None
+    node = next(a for a in node_agents if a.node_name == pod["spec"]["nodeName"])
+
+    (pid,) = node.freeze_pod(NAMESPACE, name)["pids"]
+    frozen = wait_for(lambda: process_state(pid) == "T", 10, "the process to stop")
+    node.thaw_pod(NAMESPACE, name)
+    thawed = wait_for(lambda: process_state(pid) in "SR", 10, "the process to continue")
+    node.kill_pod_process(NAMESPACE, name, "KILL")
+    ended = wait_for(lambda: terminated(get_pod(kube, name)), 30, "the container to end")
+
+    assert frozen
+    assert thawed
+    assert ended["exitCode"] == 137
+    assert ended["signal"] == 9
+    assert ended["reason"] == "Error"
+
+
 def test_job_pod_runs_the_worker_to_completion_through_the_job_controller(
     kube: KubeClient,
     node_agents: list[NodeAgentHandle],
