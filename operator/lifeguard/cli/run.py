@@ -1,0 +1,116 @@
+"""`lifeguard run`: the operator, kopf's runner with the project's settings."""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any
+
+import kopf
+
+from lifeguard.cluster.inventory import Inventory
+from lifeguard.cluster.kube import KubeClient
+from lifeguard.handlers import WatchOptions, build_registry
+from lifeguard.metrics import Metrics
+from lifeguard.supervisor.fleet import Fleet
+
+log = logging.getLogger("lifeguard")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="run the operator")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable)",
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--pod-selector", default="", help="server-side label selector for watched pods"
+    )
+    parser.add_argument(
+        "--no-nodes",
+        action="store_true",
+        help="do not read nodes (node-loss detection from heartbeats alone)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=9090)
+    parser.add_argument("--health-port", type=int, default=8080, help="serves GET /healthz")
+    parser.add_argument("--log-format", choices=("json", "text"), default="text")
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(handler=run)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the policy, job and cause fields when a record has them."""
+
+    FIELDS = ("policy", "job_id", "cause", "action", "result")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # kopf logs every handler call at INFO; keep its warnings.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+
+
+async def _nodes_readable(kube: KubeClient) -> bool:
+    return await kube.list_nodes() is not None
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_format, args.log_level)
+    kube = KubeClient()
+    nodes = not args.no_nodes and asyncio.run(_nodes_readable(kube))
+    if not args.no_nodes and not nodes:
+        log.warning("may not list nodes: node loss is detected from heartbeats alone")
+    inventory = Inventory()
+    inventory.nodes_observed = nodes
+    metrics = Metrics()
+    metrics.serve(args.metrics_port)
+    fleet = Fleet(kube=kube, inventory=inventory, metrics=metrics)
+    registry = build_registry(fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes))
+    scope: dict[str, Any] = (
+        {"clusterwide": True} if args.all_namespaces or not args.namespace else {}
+    )
+    if args.namespace:
+        scope = {"namespaces": args.namespace}
+    log.info(
+        "starting: %s, pods %s, nodes %s, metrics :%d, health :%d",
+        "all namespaces" if "clusterwide" in scope else ", ".join(args.namespace),
+        args.pod_selector or "(all)",
+        "watched" if nodes else "not watched",
+        args.metrics_port,
+        args.health_port,
+    )
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+        **scope,
+    )
+    return 0

@@ -1,0 +1,100 @@
+"""kopf wiring only: JobPolicy lifecycle to the fleet, pod and node watch events to the caches.
+
+Pods and nodes belong to users; Lifeguard watches them with event handlers only, which kopf
+runs without writing annotations or finalizers onto them. Its own JobPolicies get kopf's
+progress annotations under lifeguard.dev and no finalizer (the delete handler is optional: a
+policy deleted while the operator is down has nothing left to stop).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from lifeguard.cluster.facts import is_terminal_change
+from lifeguard.model.policy import GROUP, PLURAL, VERSION
+from lifeguard.supervisor.fleet import Fleet
+from lifeguard.supervisor.loop import PolicyRef
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "lifeguard.dev"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    # Server-side label selector for pods, so large clusters do not stream every pod.
+    pod_selector: str = ""
+    # Whether nodes are watched (needs RBAC to list/watch nodes).
+    nodes: bool = True
+
+
+def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Only what is named is watched: no cluster-wide CRD or namespace listing needed.
+        settings.scanning.disabled = True
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=ANNOTATION_PREFIX
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+        # Lifeguard posts its own, specific Events; kopf's handler chatter is noise.
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 270
+        settings.watching.client_timeout = 300
+        if options.pod_selector:
+            settings.watching.label_selectors["v1", "pods"] = options.pod_selector
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        await fleet.stop_all()
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    def policy_changed(
+        *,
+        namespace: str | None,
+        name: str,
+        uid: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        **_: Any,
+    ) -> None:
+        fleet.apply(
+            PolicyRef(namespace or "", name, uid),
+            dict(spec),
+            meta.get("generation"),
+            dict(status),
+        )
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    async def policy_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
+        await fleet.remove(namespace or "", name)
+
+    @kopf.on.event("v1", "pods", registry=registry)
+    def pod_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":
+            facts = fleet.inventory.delete_pod(body)
+        else:
+            facts = fleet.inventory.upsert_pod(body)
+        if is_terminal_change(facts):
+            fleet.pod_ended(facts)
+
+    if options.nodes:
+
+        @kopf.on.event("v1", "nodes", registry=registry)
+        def node_event(*, type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+            if type == "DELETED":
+                fleet.inventory.delete_node(name)
+            else:
+                fleet.inventory.upsert_node(body)
+
+    return registry
