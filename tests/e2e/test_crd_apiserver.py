@@ -135,7 +135,7 @@ def test_get_shows_the_printer_columns_from_status(cluster: ControlPlane) -> Non
 def test_kubectl_explain_shows_the_field_descriptions(cluster: ControlPlane) -> None:
     explained = cluster.kubectl("explain", "jobpolicy.spec.heartbeat").stdout
 
-    assert "Where beats are written and when a job counts as stale." in explained
+    assert "How workers prove that their process is alive (beats)" in explained
     for field in (
         "store",
         "metadataKey",

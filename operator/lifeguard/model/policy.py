@@ -143,7 +143,11 @@ class JobPolicySpec(ApiModel):
     )
     workers: WorkersSpec = Field(description="The pods that run the jobs.")
     heartbeat: HeartbeatSpec = Field(
-        HeartbeatSpec(), description="How workers beat and when a job counts as stale."
+        HeartbeatSpec(),
+        description=(
+            "How workers prove that their process is alive (beats) and that their work moves"
+            " (progress), and when a job counts as stale or stuck."
+        ),
     )
     tiers: Annotated[list[Tier], Field(max_length=MAX_TIERS)] = Field(
         default_factory=list,
