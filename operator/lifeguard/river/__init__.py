@@ -1,0 +1,69 @@
+"""River's PostgreSQL: one-query scans, fenced actions, heartbeat DDL and duration history.
+
+The supervisor maps a JobPolicy onto plain values (`ScanQuery`, requests) so this layer does not
+depend on the API types.
+"""
+
+from lifeguard.river.actions import (
+    CANCELS_KEY,
+    DISCARDS_KEY,
+    INFRA_RETRIES_KEY,
+    RETRIES_KEY,
+    Applied,
+    CancelRequest,
+    DiscardRequest,
+    RetryRequest,
+    cancel,
+    cancel_many,
+    discard,
+    discard_many,
+    lifeguard_error,
+    retry,
+    retry_many,
+)
+from lifeguard.river.database import RiverDatabase
+from lifeguard.river.durations import KindDurations, kind_durations
+from lifeguard.river.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    HeartbeatTableMissing,
+    SchemaNotFound,
+)
+from lifeguard.river.heartbeats import (
+    heartbeat_table_ddl,
+    migrate_heartbeat_table,
+    prune_heartbeats,
+)
+from lifeguard.river.scan import Scan, ScanQuery, jobs_of_pod, scan
+
+__all__ = [
+    "CANCELS_KEY",
+    "DISCARDS_KEY",
+    "INFRA_RETRIES_KEY",
+    "RETRIES_KEY",
+    "Applied",
+    "CancelRequest",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "DiscardRequest",
+    "HeartbeatTableMissing",
+    "KindDurations",
+    "RetryRequest",
+    "RiverDatabase",
+    "Scan",
+    "ScanQuery",
+    "SchemaNotFound",
+    "cancel",
+    "cancel_many",
+    "discard",
+    "discard_many",
+    "heartbeat_table_ddl",
+    "jobs_of_pod",
+    "kind_durations",
+    "lifeguard_error",
+    "migrate_heartbeat_table",
+    "prune_heartbeats",
+    "retry",
+    "retry_many",
+    "scan",
+]

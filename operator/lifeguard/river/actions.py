@@ -1,0 +1,271 @@
+"""Fenced writes to running jobs: retry, cancel and discard, singly or many in one round trip.
+
+Every write is `WHERE id = $id AND state = 'running' AND attempted_at = $observed`: if the job
+finished, was rescued, or was fetched again since the scan, the row no longer matches and the
+write does nothing. River's completer only updates rows that are still running (riverpgxv5
+JobSetStateIfRunningMany), so whichever of the two commits first wins and the other is a no-op.
+Results list only the jobs a write applied to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from lifeguard.model.enums import Backoff
+from lifeguard.river.database import RiverDatabase, qualified
+from lifeguard.river.sqltext import RFC3339_NOW, json_counter, safe_timestamptz
+
+RETRIES_KEY = "lifeguard:retries"
+INFRA_RETRIES_KEY = "lifeguard:infra_retries"
+CANCELS_KEY = "lifeguard:cancels"
+DISCARDS_KEY = "lifeguard:discards"
+
+# River's DefaultClientRetryPolicy caps a delay at Go's largest time.Duration (~292 years).
+_MAX_DELAY_SECONDS = 9223372036.854775807
+_ERROR_MAX_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequest:
+    """Retry one attempt. `reason` becomes the River error entry (see `lifeguard_error`)."""
+
+    job_id: int
+    attempted_at: datetime
+    reason: str
+    backoff: Backoff = Backoff.RIVER
+    # Give the attempt back (attempt - 1): for deaths the job did not cause. Counted in
+    # lifeguard:infra_retries so the policy can bound it.
+    refund_attempt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    job_id: int
+    attempted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardRequest:
+    job_id: int
+    attempted_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A write that applied, and the job's state after it.
+
+    retry: `retryable`, or `discarded` (attempts exhausted), or `cancelled` (a cancel had been
+    requested: River's rescuer and completer never retry such a job). cancel: `running` (the
+    worker's producer cancels the job's context). discard: `discarded`.
+    """
+
+    job_id: int
+    state: str
+
+
+def lifeguard_error(cause: str, reason: str, detail: str) -> str:
+    """The readable River error text, e.g. `lifeguard: InfrastructureDeath/OOMKilled: pod ...`."""
+    return f"lifeguard: {cause}/{reason}: {detail}"
+
+
+async def retry(db: RiverDatabase, request: RetryRequest, *, schema: str | None) -> Applied | None:
+    applied = await retry_many(db, [request], schema=schema)
+    return applied[0] if applied else None
+
+
+async def retry_many(
+    db: RiverDatabase, requests: Sequence[RetryRequest], *, schema: str | None
+) -> list[Applied]:
+    """Retries as River's rescuer does (riverpgxv5 JobRescueMany), fenced per attempt.
+
+    Appends {at, attempt, error, trace} to `errors`; sets `retryable` with `scheduled_at` now
+    (Immediate) or River's default backoff ((errors + 1)^4 s, ±10 % jitter, errors counted
+    before this one); or `discarded` with `finalized_at` when the attempts are used up and not
+    refunded. Never `available`: that could collide with River's unique-job index.
+    """
+    if not requests:
+        return []
+    _no_duplicates(requests)
+    river_job = qualified(schema, "river_job")
+    state_type = qualified(schema, "river_job_state")
+    refund = sql.SQL("(r.refund AND j.attempt > 0)")
+    cancel_requested = sql.SQL("({ts} IS NOT NULL)").format(
+        ts=safe_timestamptz(sql.SQL("(j.metadata ->> 'cancel_attempted_at')"))
+    )
+    exhausted = sql.SQL("(j.attempt >= j.max_attempts AND NOT {refund})").format(refund=refund)
+    statement = sql.SQL(
+        """UPDATE {river_job} AS j SET
+  state = (CASE WHEN {cancel_requested} THEN 'cancelled'
+    WHEN {exhausted} THEN 'discarded' ELSE 'retryable' END)::{state_type},
+  finalized_at = CASE WHEN {cancel_requested} OR {exhausted} THEN now() ELSE j.finalized_at END,
+  scheduled_at = CASE WHEN {cancel_requested} OR {exhausted} THEN j.scheduled_at
+    WHEN r.immediate THEN now()
+    ELSE now() + make_interval(secs => least(
+      power(coalesce(cardinality(j.errors), 0) + 1, 4) * (0.9 + random() * 0.2), {max_delay}))
+    END,
+  attempt = CASE WHEN {refund} AND NOT {cancel_requested} THEN j.attempt - 1
+    ELSE j.attempt END,
+  errors = array_append(j.errors, {error}),
+  metadata = j.metadata || jsonb_build_object({retries_key}, {retries} + 1)
+    || CASE WHEN {refund} THEN jsonb_build_object({infra_key}, {infra} + 1)
+       ELSE '{{}}'::jsonb END
+FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[],
+  %(immediate)s::boolean[], %(refund)s::boolean[])
+  AS r(id, attempted_at, reason, immediate, refund)
+WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
+RETURNING j.id, j.state::text AS state"""
+    ).format(
+        river_job=river_job,
+        state_type=state_type,
+        cancel_requested=cancel_requested,
+        exhausted=exhausted,
+        refund=refund,
+        max_delay=sql.Literal(_MAX_DELAY_SECONDS),
+        error=_error_entry(),
+        retries_key=sql.Literal(RETRIES_KEY),
+        retries=json_counter(sql.SQL("j.metadata"), RETRIES_KEY),
+        infra_key=sql.Literal(INFRA_RETRIES_KEY),
+        infra=json_counter(sql.SQL("j.metadata"), INFRA_RETRIES_KEY),
+    )
+    params: dict[str, Any] = {
+        "ids": [r.job_id for r in requests],
+        "attempted_ats": [r.attempted_at for r in requests],
+        "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
+        "immediate": [r.backoff is Backoff.IMMEDIATE for r in requests],
+        "refund": [r.refund_attempt for r in requests],
+    }
+    rows = await db.fetch(statement, params, schema=schema, doing=f"retry {_ids(requests)}")
+    return _applied(rows)
+
+
+async def cancel(
+    db: RiverDatabase, request: CancelRequest, *, schema: str | None
+) -> Applied | None:
+    applied = await cancel_many(db, [request], schema=schema)
+    return applied[0] if applied else None
+
+
+async def cancel_many(
+    db: RiverDatabase, requests: Sequence[CancelRequest], *, schema: str | None
+) -> list[Applied]:
+    """Cancels running jobs through River itself (riverpgxv5 JobCancel), fenced per attempt.
+
+    Sets metadata `cancel_attempted_at` (RFC3339Nano, as Go marshals time.Time) and notifies
+    `<schema>.river_control` with {"action":"cancel","job_id":…,"queue":…} in the same statement,
+    so the notification is sent exactly when the write commits. The producer of that queue
+    cancels the job's context; River's completer then finalizes it as cancelled, and its rescuer
+    cancels instead of retrying. An earlier valid request time is kept, so the age of the first
+    request keeps growing for escalation.
+    """
+    if not requests:
+        return []
+    _no_duplicates(requests)
+    existing = sql.SQL("(j.metadata ->> 'cancel_attempted_at')")
+    statement = sql.SQL(
+        """WITH updated AS (
+  UPDATE {river_job} AS j SET
+    metadata = j.metadata || jsonb_build_object(
+      'cancel_attempted_at', CASE WHEN {existing_valid} IS NOT NULL THEN {existing} ELSE {now} END,
+      {cancels_key}, {cancels} + 1)
+  FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[]) AS r(id, attempted_at)
+  WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
+  RETURNING j.id, j.queue
+),
+channel AS (
+  -- River's listener LISTENs on "<schema>.river_control", using current_schema() when the
+  -- client has no schema configured, and no prefix when there is none.
+  SELECT CASE WHEN coalesce(%(schema)s::text, current_schema(), '') = '' THEN 'river_control'
+    ELSE coalesce(%(schema)s::text, current_schema()) || '.river_control' END AS name
+)
+SELECT updated.id, 'running' AS state,
+  pg_notify(channel.name,
+    json_build_object('action', 'cancel', 'job_id', updated.id, 'queue', updated.queue)::text)
+FROM updated CROSS JOIN channel"""
+    ).format(
+        river_job=qualified(schema, "river_job"),
+        existing=existing,
+        existing_valid=safe_timestamptz(existing),
+        now=RFC3339_NOW,
+        cancels_key=sql.Literal(CANCELS_KEY),
+        cancels=json_counter(sql.SQL("j.metadata"), CANCELS_KEY),
+    )
+    params: dict[str, Any] = {
+        "ids": [r.job_id for r in requests],
+        "attempted_ats": [r.attempted_at for r in requests],
+        "schema": schema,
+    }
+    rows = await db.fetch(statement, params, schema=schema, doing=f"cancel {_ids(requests)}")
+    return _applied(rows)
+
+
+async def discard(
+    db: RiverDatabase, request: DiscardRequest, *, schema: str | None
+) -> Applied | None:
+    applied = await discard_many(db, [request], schema=schema)
+    return applied[0] if applied else None
+
+
+async def discard_many(
+    db: RiverDatabase, requests: Sequence[DiscardRequest], *, schema: str | None
+) -> list[Applied]:
+    """Discards running jobs for good, with the reason in River's errors, fenced per attempt."""
+    if not requests:
+        return []
+    _no_duplicates(requests)
+    statement = sql.SQL(
+        """UPDATE {river_job} AS j SET
+  state = 'discarded'::{state_type},
+  finalized_at = now(),
+  errors = array_append(j.errors, {error}),
+  metadata = j.metadata || jsonb_build_object({discards_key}, {discards} + 1)
+FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[])
+  AS r(id, attempted_at, reason)
+WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
+RETURNING j.id, j.state::text AS state"""
+    ).format(
+        river_job=qualified(schema, "river_job"),
+        state_type=qualified(schema, "river_job_state"),
+        error=_error_entry(),
+        discards_key=sql.Literal(DISCARDS_KEY),
+        discards=json_counter(sql.SQL("j.metadata"), DISCARDS_KEY),
+    )
+    params: dict[str, Any] = {
+        "ids": [r.job_id for r in requests],
+        "attempted_ats": [r.attempted_at for r in requests],
+        "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
+    }
+    rows = await db.fetch(statement, params, schema=schema, doing=f"discard {_ids(requests)}")
+    return _applied(rows)
+
+
+def _error_entry() -> sql.Composable:
+    """River's rivertype.AttemptError as JSON: the attempt that failed, at the DB's now()."""
+    return sql.SQL(
+        "jsonb_build_object('at', {now}, 'attempt', j.attempt, 'error', r.reason, 'trace', '')"
+    ).format(now=RFC3339_NOW)
+
+
+def _no_duplicates(requests: Sequence[RetryRequest | CancelRequest | DiscardRequest]) -> None:
+    # UPDATE ... FROM applies one arbitrary match per row; a duplicate would be a silent no-op.
+    ids = [r.job_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"a batch names a job more than once: {sorted(ids)}")
+
+
+def _ids(requests: Sequence[RetryRequest | CancelRequest | DiscardRequest]) -> str:
+    ids = [r.job_id for r in requests]
+    shown = ", ".join(str(i) for i in ids[:5])
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return f"job{'s' if len(ids) > 1 else ''} {shown}{more}"
+
+
+def _applied(rows: Sequence[Any]) -> list[Applied]:
+    return sorted(
+        (Applied(job_id=row["id"], state=row["state"]) for row in rows), key=lambda a: a.job_id
+    )

@@ -1,0 +1,78 @@
+"""The heartbeat table: its DDL (identical to the Go heartbeat.Migrate) and pruning."""
+
+from __future__ import annotations
+
+from psycopg import errors as pgerrors
+from psycopg import sql
+
+from lifeguard.river.database import RiverDatabase, qualified
+from lifeguard.river.errors import SchemaNotFound, describe_schema
+
+DEFAULT_PRUNE_BATCH = 1000
+
+# No foreign key: River's cleaner deletes finished jobs and must not pay for our rows. A low
+# fillfactor leaves room on each page so a beat (an UPDATE of non-indexed columns) stays HOT.
+_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  job_id bigint PRIMARY KEY, attempt smallint NOT NULL, client_id text NOT NULL,
+  beat_at timestamptz NOT NULL, progress_at timestamptz, progress jsonb
+) WITH (fillfactor = 50)"""
+
+
+def heartbeat_table_ddl(schema: str | None) -> sql.Composed:
+    return sql.SQL(_DDL).format(table=qualified(schema, "river_job_heartbeat"))
+
+
+async def migrate_heartbeat_table(db: RiverDatabase, *, schema: str | None) -> bool:
+    """Creates `river_job_heartbeat` next to River's tables; True if it was created now.
+
+    Idempotent, and safe to run concurrently with the Go side: a lost CREATE race shows up as
+    a duplicate-object error, which means the table is there.
+    """
+    async with db.connection(schema=schema, doing="migrate the heartbeat table") as conn:
+        river_job = qualified(schema, "river_job").as_string(conn)
+        heartbeat = qualified(schema, "river_job_heartbeat").as_string(conn)
+        cursor = await conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AS river, to_regclass(%s) IS NOT NULL AS table",
+            (river_job, heartbeat),
+        )
+        found = await cursor.fetchone()
+        assert found is not None
+        if not found["river"]:
+            raise SchemaNotFound(
+                f"migrate the heartbeat table: {db.target} ({describe_schema(schema)}) has no"
+                " river_job table; run River's migrations first"
+            )
+        if found["table"]:
+            return False
+        try:
+            await conn.execute(heartbeat_table_ddl(schema))
+        except (pgerrors.UniqueViolation, pgerrors.DuplicateTable):
+            return False
+        return True
+
+
+async def prune_heartbeats(
+    db: RiverDatabase, *, schema: str | None, batch: int = DEFAULT_PRUNE_BATCH
+) -> int:
+    """Deletes up to `batch` rows whose job no longer runs that attempt; returns how many.
+
+    The DELETE matches on (job_id, attempt) of the rows found stale, so a beat that the worker
+    upserted for a new attempt in the meantime is rechecked against the new attempt and kept.
+    """
+    statement = sql.SQL(
+        """DELETE FROM {heartbeat} AS h
+USING (
+  SELECT s.job_id, s.attempt FROM {heartbeat} AS s
+  WHERE NOT EXISTS (
+    SELECT 1 FROM {river_job} AS j
+    WHERE j.id = s.job_id AND j.state = 'running' AND j.attempt = s.attempt)
+  LIMIT %(batch)s
+) AS stale
+WHERE h.job_id = stale.job_id AND h.attempt = stale.attempt"""
+    ).format(
+        heartbeat=qualified(schema, "river_job_heartbeat"),
+        river_job=qualified(schema, "river_job"),
+    )
+    async with db.connection(schema=schema, doing="prune heartbeats") as conn:
+        cursor = await conn.execute(statement, {"batch": batch})
+        return cursor.rowcount

@@ -1,0 +1,194 @@
+"""The scan: every running job a policy selects, with its heartbeat ages, in one round trip.
+
+Ages are computed by the database (`now() - x`), so the operator host's clock never enters a
+verdict; the scan also returns that `now()` for the supervisor to inject into the pure core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import DictRow
+
+from lifeguard.model.enums import HeartbeatStore
+from lifeguard.model.observation import JobFacts
+from lifeguard.river.actions import INFRA_RETRIES_KEY
+from lifeguard.river.database import RiverDatabase, qualified
+from lifeguard.river.sqltext import age_seconds, json_counter, safe_timestamptz
+
+# Progress payloads are for humans (explain, events); a worker must not make scans heavy.
+PROGRESS_MAX_CHARS = 512
+DEFAULT_MAX_JOBS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScanQuery:
+    """What one policy scans: where River lives, where beats are, and which jobs it selects.
+
+    Selector lists hold alternatives (a job in any listed queue matches); the lists that are set
+    must all match. None selects everything; an empty tuple selects nothing. Tags match when the
+    job carries any of them.
+    """
+
+    schema: str | None = None
+    store: HeartbeatStore = HeartbeatStore.TABLE
+    metadata_key: str | None = None
+    queues: tuple[str, ...] | None = None
+    kinds: tuple[str, ...] | None = None
+    priorities: tuple[int, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    max_jobs: int = DEFAULT_MAX_JOBS
+
+    def __post_init__(self) -> None:
+        if self.store is HeartbeatStore.METADATA and not self.metadata_key:
+            raise ValueError("the Metadata heartbeat store needs a metadata_key")
+        if self.max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The running jobs at the database's `now`; `truncated` when more than max_jobs ran."""
+
+    now: datetime
+    jobs: list[JobFacts]
+    truncated: bool = False
+
+
+async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
+    """Running jobs matching the query's selector, oldest ID first."""
+    return await _scan(db, query, client_prefix=None, doing="scan running jobs")
+
+
+async def jobs_of_pod(db: RiverDatabase, query: ScanQuery, pod_client_prefix: str) -> Scan:
+    """Running jobs whose current client ID starts with `pod_client_prefix` (the fast path).
+
+    River's default client ID is `<hostname, dots as underscores, cut to 60>_<start time>`, so
+    the prefix for a pod is that host part followed by "_" (model.client_id.river_host_of_pod).
+    """
+    return await _scan(
+        db, query, client_prefix=pod_client_prefix, doing=f"find jobs of {pod_client_prefix!r}"
+    )
+
+
+async def _scan(
+    db: RiverDatabase, query: ScanQuery, *, client_prefix: str | None, doing: str
+) -> Scan:
+    statement, params = scan_statement(query, client_prefix=client_prefix)
+    rows = await db.fetch(statement, params, schema=query.schema, doing=doing)
+    now: datetime = rows[0]["now"]
+    jobs = [_job_facts(row) for row in rows if row["id"] is not None]
+    truncated = len(jobs) > query.max_jobs
+    return Scan(now=now, jobs=jobs[: query.max_jobs], truncated=truncated)
+
+
+def scan_statement(
+    query: ScanQuery, *, client_prefix: str | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The scan's SQL and parameters (exposed for EXPLAIN in tests)."""
+    metadata = sql.SQL("j.metadata")
+    params: dict[str, Any] = {"limit": query.max_jobs + 1, "progress_chars": PROGRESS_MAX_CHARS}
+    if query.store is HeartbeatStore.TABLE:
+        heartbeat_join: sql.Composable = sql.SQL(
+            "LEFT JOIN {table} AS h ON h.job_id = j.id AND h.attempt = j.attempt"
+        ).format(table=qualified(query.schema, "river_job_heartbeat"))
+        beat_at: sql.Composable = sql.SQL("h.beat_at")
+        progress_at: sql.Composable = sql.SQL("h.progress_at")
+        progress: sql.Composable = sql.SQL("h.progress")
+    else:
+        assert query.metadata_key is not None  # checked by ScanQuery
+        params |= {
+            "beat_key": query.metadata_key,
+            "progress_at_key": f"{query.metadata_key}_progress_at",
+            "progress_key": f"{query.metadata_key}_progress",
+        }
+        heartbeat_join = sql.SQL("")
+        # Metadata outlives an attempt: a value older than this attempt's start is a leftover.
+        beat_at = _this_attempt(safe_timestamptz(sql.SQL("(j.metadata ->> %(beat_key)s)")))
+        progress_at = _this_attempt(
+            safe_timestamptz(sql.SQL("(j.metadata ->> %(progress_at_key)s)"))
+        )
+        progress = sql.SQL("(j.metadata -> %(progress_key)s)")
+
+    conditions: list[sql.Composable] = [sql.SQL("j.state = 'running'")]
+    for column, values, cast in (
+        ("queue", query.queues, "text[]"),
+        ("kind", query.kinds, "text[]"),
+        ("priority", query.priorities, "smallint[]"),
+    ):
+        if values is not None:
+            params[column] = list(values)
+            conditions.append(
+                sql.SQL("j.{col} = ANY(%({p})s::{cast})").format(
+                    col=sql.Identifier(column), p=sql.SQL(column), cast=sql.SQL(cast)
+                )
+            )
+    if query.tags is not None:
+        params["tags"] = list(query.tags)
+        conditions.append(sql.SQL("j.tags && %(tags)s::varchar[]"))
+    if client_prefix is not None:
+        params["client_prefix"] = client_prefix
+        conditions.append(
+            sql.SQL("starts_with(j.attempted_by[cardinality(j.attempted_by)], %(client_prefix)s)")
+        )
+
+    # The lateral join keeps one row (with the clock) when no job runs: one round trip always.
+    # `state = 'running'` leads River's river_job_prioritized_fetching_index (state, queue, ...).
+    statement = sql.SQL(
+        """SELECT clock.now, job.* FROM (SELECT now() AS now) AS clock
+LEFT JOIN LATERAL (
+  SELECT j.id, j.kind, j.queue, j.priority, j.attempt, j.max_attempts, j.attempted_at,
+    j.attempted_by[cardinality(j.attempted_by)] AS client_id,
+    {running_for} AS running_for,
+    {beat_age} AS beat_age,
+    {progress_age} AS progress_age,
+    left({progress}::text, %(progress_chars)s) AS progress,
+    cardinality(j.errors) AS error_count,
+    {infra_retries} AS infra_retries,
+    {cancel_age} AS cancel_requested_age,
+    j.tags
+  FROM {river_job} AS j {heartbeat_join}
+  WHERE {conditions}
+  ORDER BY j.id
+  LIMIT %(limit)s
+) AS job ON true"""
+    ).format(
+        running_for=age_seconds(sql.SQL("j.attempted_at")),
+        beat_age=age_seconds(beat_at),
+        progress_age=age_seconds(progress_at),
+        progress=progress,
+        infra_retries=json_counter(metadata, INFRA_RETRIES_KEY),
+        cancel_age=age_seconds(safe_timestamptz(sql.SQL("(j.metadata ->> 'cancel_attempted_at')"))),
+        river_job=qualified(query.schema, "river_job"),
+        heartbeat_join=heartbeat_join,
+        conditions=sql.SQL(" AND ").join(conditions),
+    )
+    return statement, params
+
+
+def _this_attempt(timestamp: sql.Composable) -> sql.Composable:
+    return sql.SQL("(CASE WHEN {ts} >= j.attempted_at THEN {ts} END)").format(ts=timestamp)
+
+
+def _job_facts(row: DictRow) -> JobFacts:
+    return JobFacts(
+        id=row["id"],
+        kind=row["kind"],
+        queue=row["queue"],
+        priority=row["priority"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        attempted_at=row["attempted_at"],
+        client_id=row["client_id"],
+        running_for=row["running_for"] or 0.0,
+        beat_age=row["beat_age"],
+        progress_age=row["progress_age"],
+        progress=row["progress"],
+        error_count=row["error_count"] or 0,
+        infra_retries=row["infra_retries"],
+        cancel_requested_age=row["cancel_requested_age"],
+        tags=tuple(row["tags"] or ()),
+    )
