@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lifeguard.cli import db, run
+from lifeguard.cli import db, explain, run
 
-SUBCOMMANDS = (run, db)
+SUBCOMMANDS = (run, explain, db)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,6 +66,15 @@ def load_config() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+def current_namespace() -> str:
+    """The namespace of the kubeconfig's current context, as kubectl would use it."""
+    try:
+        _, context = kubernetes.config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, FileNotFoundError):
+        return "default"
+    return str((context or {}).get("context", {}).get("namespace") or "default")
+
+
 def _json(response: Any) -> Any:
     return json.loads(response.data)
 
