@@ -1,0 +1,16 @@
+"""Verdicts + policy + safety state → actions: escalation, circuit breaker, rate limit, DryRun."""
+
+from lifeguard.plan.planner import Judged, PolicyLike, plan
+from lifeguard.plan.types import HeldJob, Plan, PlanEvent, PlannedAction, PodRef, SafetyState
+
+__all__ = [
+    "HeldJob",
+    "Judged",
+    "Plan",
+    "PlanEvent",
+    "PlannedAction",
+    "PodRef",
+    "PolicyLike",
+    "SafetyState",
+    "plan",
+]

@@ -1,0 +1,151 @@
+"""Verdicts + policy + safety state + now → the actions of one scan. Pure and deterministic.
+
+Per job, in job-id order:
+1. Healthy and Starting never act; a rule whose action is None only reports.
+2. While the circuit breaker is open, heartbeat-derived causes (Unresponsive, Stale, Stuck)
+   are held; pod-evidence causes still act.
+3. The rule's step: its action, or `then` once the action has been under way for `after`
+   (see escalation). A step already under way is never sent again.
+4. RestartPod needs a live pod; without one the job is retried instead. One eviction per pod:
+   its other jobs wait for the restart to turn them into InfrastructureDeath.
+5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
+   so no job loops forever on refunds.
+Then the rate limit keeps the first actions (by job id) that fit in the sliding minute and
+defers the rest; DryRun marks every action so the shell reports and never writes.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from lifeguard.model.actions import ActionRule, ActionsSpec
+from lifeguard.model.enums import Action, Mode
+from lifeguard.model.observation import Observation
+from lifeguard.model.safety import SafetySpec
+from lifeguard.plan.breaker import HEARTBEAT_DERIVED, read_breaker
+from lifeguard.plan.escalation import Step, Wait, next_step
+from lifeguard.plan.ratelimit import budget, in_window
+from lifeguard.plan.types import (
+    HeldJob,
+    Plan,
+    PlanEvent,
+    PlannedAction,
+    PodRef,
+    SafetyState,
+)
+from lifeguard.verdict import Verdict
+
+Judged = tuple[Observation, Verdict]
+
+
+class PolicyLike(Protocol):
+    """What the planner reads of a JobPolicySpec."""
+
+    @property
+    def actions(self) -> ActionsSpec: ...
+
+    @property
+    def safety(self) -> SafetySpec: ...
+
+
+def _held(obs: Observation, verdict: Verdict, action: Action, why: str) -> HeldJob:
+    return HeldJob(obs.job.id, verdict.cause, verdict.reason, action, why)
+
+
+def _pod_ref(obs: Observation) -> PodRef | None:
+    pod = obs.pod
+    return PodRef(pod.namespace, pod.name) if pod is not None else None
+
+
+def _action(
+    obs: Observation, verdict: Verdict, rule: ActionRule, step: Step, dry_run: bool
+) -> PlannedAction:
+    action, notes = step.action, [step.note] if step.note else []
+    pod = obs.pod
+    if action is Action.RESTART_POD and (pod is None or pod.gone):
+        action = Action.RETRY
+        notes.append("no pod to restart; retrying instead")
+    count_attempt = True
+    if action is Action.RETRY:
+        count_attempt = rule.count_attempt
+        refunds = obs.job.infra_retries
+        if not count_attempt and refunds >= rule.max_infra_retries:
+            count_attempt = True
+            notes.append(
+                f"the attempt was refunded {refunds} times already"
+                f" (maxInfraRetries {rule.max_infra_retries}); this retry counts"
+            )
+    job = obs.job
+    return PlannedAction(
+        job_id=job.id,
+        attempted_at=job.attempted_at,
+        kind=job.kind,
+        queue=job.queue,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        pod=_pod_ref(obs),
+        node=pod.node_name if pod is not None else None,
+        cause=verdict.cause,
+        reason=verdict.reason,
+        message=verdict.message,
+        action=action,
+        count_attempt=count_attempt,
+        backoff=rule.backoff,
+        escalated=step.escalated,
+        dry_run=dry_run,
+        note="; ".join(notes),
+    )
+
+
+def plan(judged: Sequence[Judged], policy: PolicyLike, state: SafetyState, now: datetime) -> Plan:
+    """The actions for one scan of one policy, the jobs held back and why, and the next state."""
+    ordered = sorted(judged, key=lambda pair: pair[0].job.id)
+    safety = policy.safety
+    breaker = read_breaker(
+        [verdict.cause for _, verdict in ordered], safety.circuit_breaker, state.circuit_open
+    )
+    dry_run = safety.mode is Mode.DRY_RUN
+    candidates: list[PlannedAction] = []
+    held: list[HeldJob] = []
+    restarting: dict[PodRef, int] = {}
+    for obs, verdict in ordered:
+        rule = policy.actions.for_cause(verdict.cause) if verdict.acts else None
+        if rule is None:
+            continue
+        if rule.action is Action.NONE:
+            held.append(_held(obs, verdict, Action.NONE, "the policy's action is None"))
+            continue
+        if breaker.open and verdict.cause in HEARTBEAT_DERIVED:
+            held.append(_held(obs, verdict, rule.action, breaker.why()))
+            continue
+        step = next_step(rule, obs, now)
+        if isinstance(step, Wait):
+            held.append(_held(obs, verdict, step.action, step.why))
+            continue
+        action = _action(obs, verdict, rule, step, dry_run)
+        if action.action is Action.RESTART_POD and action.pod is not None:
+            if action.pod in restarting:
+                why = f"pod {action.pod} is being restarted for job {restarting[action.pod]}"
+                held.append(_held(obs, verdict, Action.RESTART_POD, why))
+                continue
+            restarting[action.pod] = action.job_id
+        candidates.append(action)
+
+    allowed = budget(state.recent_actions, now, safety.max_actions_per_minute)
+    actions, deferred = candidates[:allowed], candidates[allowed:]
+    events = [breaker.event] if breaker.event is not None else []
+    if deferred and not state.rate_limited:
+        events.append(
+            PlanEvent(
+                "ActionsRateLimited",
+                f"{len(deferred)} actions deferred to later scans: at most"
+                f" {safety.max_actions_per_minute} actions per minute",
+                warning=True,
+            )
+        )
+    next_state = SafetyState(
+        circuit_open=breaker.open,
+        rate_limited=bool(deferred),
+        recent_actions=in_window(state.recent_actions, now) + (now,) * len(actions),
+    )
+    return Plan(actions=actions, deferred=deferred, held=held, state=next_state, events=events)
