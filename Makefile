@@ -21,7 +21,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 endef
 
-.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds devenv devenv-down demo bench clean
+.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds chart-crds image-lock devenv devenv-down demo bench clean
 
 all: test
 
@@ -62,6 +62,15 @@ test: venv postgres tools lint
 crds: venv
 	$(PY) -m lifeguard.model.crd > crds/lifeguard.dev_jobpolicies.yaml
 	$(PY) -m lifeguard.model.reference docs/jobpolicy.md
+	$(MAKE) --no-print-directory chart-crds
+
+# The Helm chart ships a copy of the CRD (charts/river-lifeguard/crds/); `make crds` refreshes it.
+chart-crds:
+	cp crds/lifeguard.dev_jobpolicies.yaml charts/river-lifeguard/crds/
+
+# Re-pins the image's Python dependencies (docker/*.lock) from pyproject.toml.
+image-lock: venv
+	$(PY) docker/lock_requirements.py
 
 # Fails when the committed CRD or reference differs from a fresh generation.
 check-crds: venv
