@@ -20,6 +20,7 @@ from devenv.postgres import PostgresCluster
 from devenv.tools import tool_dir
 
 DATABASE = "lifeguard"
+NODE_AGENT_PREFIX = "nodeagent-"
 TOOLS = ("kubectl", "helm", "river", "etcd", "kube-apiserver")
 
 
@@ -123,16 +124,23 @@ def down(state_dir: Path) -> list[str]:
     Node agents (and anything else with a PID file in <state>/run/) go first, so their pod
     processes end while the apiserver can still record it; PostgreSQL goes last.
     """
-    runs = procs.run_dir(state_dir.resolve())
+    state_dir = state_dir.resolve()
+    runs = procs.run_dir(state_dir)
     known = {*controlplane.DAEMONS, "postgres"}
-    stopped = [
-        pid_file.stem
-        for pid_file in sorted(runs.glob("*.pid"))
-        if pid_file.stem not in known and procs.stop_pid_file(pid_file)
-    ]
+    stopped: list[str] = []
+    for pid_file in sorted(runs.glob("*.pid")):
+        if pid_file.stem in known:
+            continue
+        if pid_file.stem.startswith(NODE_AGENT_PREFIX):
+            # The node agent's own stop also removes its pods' memory cgroups.
+            stop_agent = importlib.import_module("devenv.nodeagent").stop_node_agent
+            if stop_agent(state_dir, pid_file.stem.removeprefix(NODE_AGENT_PREFIX)):
+                stopped.append(pid_file.stem)
+        elif procs.stop_pid_file(pid_file):
+            stopped.append(pid_file.stem)
     for name in controlplane.DAEMONS:
         if procs.stop_pid_file(runs / f"{name}.pid"):
             stopped.append(name)
-    if postgres.stop(state_dir.resolve()):
+    if postgres.stop(state_dir):
         stopped.append("postgres")
     return stopped

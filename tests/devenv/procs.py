@@ -20,6 +20,11 @@ class DaemonError(RuntimeError):
     """A daemon failed to start or to become ready."""
 
 
+# The Popen objects of daemons this process started: kept so that Python does not warn about
+# (and try to reap) a child that is meant to outlive its Popen object.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def log_dir(state_dir: Path) -> Path:
     return state_dir / "logs"
 
@@ -57,6 +62,7 @@ def _is_running(pid: int) -> bool:
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)
         if reaped == pid:
+            _children.pop(pid, None)
             return False
     except ChildProcessError:
         pass  # not our child: started by an earlier `devenv up`
@@ -126,6 +132,7 @@ def start_daemon(
         except OSError as exc:
             raise DaemonError(f"could not start {name} ({argv[0]}): {exc}") from exc
     pid_path.write_text(f"{process.pid}\n{_start_ticks(process.pid) or ''}\n")
+    _children[process.pid] = process
     return Daemon(name, process.pid, log_path, pid_path)
 
 
