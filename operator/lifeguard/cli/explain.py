@@ -83,9 +83,10 @@ class Row:
         }
 
 
-def rows(judged: Sequence[tuple[Observation, Verdict]], plan: "planning.Plan") -> list[Row]:
+def rows(judged: Sequence[tuple[Observation, Verdict]], plan: planning.Plan) -> list[Row]:
     planned = {a.job_id: a for a in plan.actions}
     deferred = {a.job_id: a for a in plan.deferred}
+    held = {h.job_id: h for h in plan.held}
     result = []
     for obs, verdict in judged:
         job = obs.job
@@ -94,6 +95,8 @@ def rows(judged: Sequence[tuple[Observation, Verdict]], plan: "planning.Plan") -
             next_action = str(action.action)
         elif job.id in deferred:
             next_action = f"{deferred[job.id].action} (deferred)"
+        elif job.id in held:
+            next_action = f"{held[job.id].action} (held: {held[job.id].why})"
         else:
             next_action = "-"
         result.append(

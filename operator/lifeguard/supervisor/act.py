@@ -14,6 +14,7 @@ from typing import Protocol
 
 from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
 from lifeguard.model.enums import Action, Backoff, Cause
+from lifeguard.plan import PodRef
 from lifeguard.river import actions as river_actions
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
@@ -41,7 +42,7 @@ class Decision(Protocol):
     @property
     def backoff(self) -> Backoff: ...
     @property
-    def pod(self) -> str | None: ...
+    def pod(self) -> PodRef | None: ...
 
 
 class Result(StrEnum):
@@ -147,10 +148,10 @@ async def _restarts(
     results: dict[str, tuple[Result, str]] = {}
     outcomes = []
     for decision in decisions:
-        pod = decision.pod
-        if pod is None:
+        if decision.pod is None:
             outcomes.append(Outcome(decision, Result.FAILED, "no pod to restart"))
             continue
+        pod = decision.pod.name
         if pod not in results:
             try:
                 evicted = await kube.evict_pod(namespace, pod)

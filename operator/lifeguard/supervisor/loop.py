@@ -30,7 +30,7 @@ from lifeguard.metrics import Metrics
 from lifeguard.model.conditions import ConditionStatus as S
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import Cause, Mode
-from lifeguard.model.observation import PodFacts
+from lifeguard.model.observation import Observation, PodFacts
 from lifeguard.model.policy import API_VERSION, KIND, JobPolicySpec
 from lifeguard.model.status import RecentAction
 from lifeguard.model.validation import validate_spec
@@ -69,6 +69,24 @@ class PolicyRef:
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(API_VERSION, KIND, self.namespace, self.name, self.uid)
+
+
+def evidence_age(obs: Observation) -> float | None:
+    """Seconds since the evidence of a job's trouble appeared, for the time-to-rescue metric:
+    the container's termination, the pod's deletion, or the beat going stale."""
+    if obs.pod is not None:
+        finished = [
+            c.terminated.finished_at
+            for c in obs.pod.containers
+            if c.terminated is not None and c.terminated.finished_at is not None
+        ]
+        if finished:
+            return (obs.now - max(finished)).total_seconds()
+        if obs.pod.deletion_timestamp is not None:
+            return (obs.now - obs.pod.deletion_timestamp).total_seconds()
+    if obs.job.beat_age is not None:
+        return obs.job.beat_age - obs.thresholds.stale_after
+    return None
 
 
 class SpecError(Exception):
@@ -210,6 +228,7 @@ class Supervisor:
         result = planning.plan(judged, spec, self._safety, now)
         self._safety = result.state
         self._observe_metrics(judged, now)
+        evidence = {obs.job.id: evidence_age(obs) for obs, _ in judged}
 
         to_apply = [a for a in result.actions if not a.dry_run]
         outcomes = (
@@ -219,16 +238,17 @@ class Supervisor:
             if to_apply
             else []
         )
-        await self._record(result, outcomes, now)
+        await self._record(result, outcomes, evidence, now)
         for event in result.events:
-            await self._event(event.type, event.reason, event.message)
+            await self._event("Warning" if event.warning else "Normal", event.reason, event.message)
 
-        breaker_open = result.state.breaker_open
+        breaker_open = result.state.circuit_open
+        paused = next((h.why for h in result.held if "circuit breaker" in h.why), None)
         book.condition(
             CIRCUIT_OPEN,
             S.TRUE if breaker_open else S.FALSE,
             "TooManyStale" if breaker_open else "Closed",
-            result.state.breaker_message
+            (paused or "Too many jobs are stale at once; heartbeat-based actions pause.")
             if breaker_open
             else "Heartbeat-based actions are allowed.",
             now,
@@ -347,7 +367,11 @@ class Supervisor:
         self._running_since = running_now
 
     async def _record(
-        self, result: "planning.Plan", outcomes: list[Outcome], now: datetime
+        self,
+        result: planning.Plan,
+        outcomes: list[Outcome],
+        evidence: Mapping[int, float | None],
+        now: datetime,
     ) -> None:
         policy = str(self.ref)
         applied_by_job = {o.decision.job_id: o for o in outcomes}
@@ -362,16 +386,15 @@ class Supervisor:
             self._metrics.actions.labels(
                 policy, action.action.value, action.cause.value, label
             ).inc()
-            if applied:
-                self._metrics.rescue_seconds.labels(action.cause.value).observe(
-                    max(0.0, action.evidence_age)
-                )
+            age = evidence.get(action.job_id)
+            if applied and age is not None:
+                self._metrics.rescue_seconds.labels(action.cause.value).observe(max(0.0, age))
             self._book.record(
                 RecentAction(
                     time=now,
                     job_id=action.job_id,
                     kind=action.kind,
-                    pod=action.pod,
+                    pod=action.pod.name if action.pod else None,
                     cause=action.cause,
                     reason=action.reason,
                     action=action.action,
@@ -411,7 +434,7 @@ class Supervisor:
                 policy, deferred.action.value, deferred.cause.value, "deferred"
             ).inc()
 
-    async def _action_event(self, action: "planning.PlannedAction", applied: bool) -> None:
+    async def _action_event(self, action: planning.PlannedAction, applied: bool) -> None:
         verbs = {
             "Retry": ("JobRetried", "retried"),
             "Cancel": ("JobCancelled", "asked to cancel"),
@@ -419,7 +442,8 @@ class Supervisor:
             "RestartPod": ("PodRestarted", "restarted the pod of"),
         }
         reason, verb = verbs.get(action.action.value, ("JobActedOn", "acted on"))
-        where = f" (pod {action.pod})" if action.pod else ""
+        pod_name = action.pod.name if action.pod else None
+        where = f" (pod {pod_name})" if pod_name else ""
         text = f"{action.cause}/{action.reason}: {action.message}"
         if action.dry_run:
             message = f"DryRun: would have {verb} job {action.job_id}{where}. {text}"
@@ -427,10 +451,10 @@ class Supervisor:
             return
         message = f"Lifeguard {verb} job {action.job_id} ({action.kind}){where}. {text}"
         await self._event("Normal", reason, message)
-        if action.action.value == "RestartPod" and action.pod:
-            pod = self._inventory.pod(self.ref.namespace, action.pod)
+        if action.action.value == "RestartPod" and pod_name:
+            pod = self._inventory.pod(self.ref.namespace, pod_name)
             await self._post(
-                ObjectRef("v1", "Pod", self.ref.namespace, action.pod, pod.uid if pod else ""),
+                ObjectRef("v1", "Pod", self.ref.namespace, pod_name, pod.uid if pod else ""),
                 "Warning",
                 "PodRestarted",
                 f"Evicted by River Lifeguard (policy {self.ref.name}): job {action.job_id}"
