@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from psycopg import errors as pgerrors
 from psycopg import sql
 
 from lifeguard.river.database import RiverDatabase, qualified
 from lifeguard.river.errors import SchemaNotFound, describe_schema
 
 DEFAULT_PRUNE_BATCH = 1000
+# The Go heartbeat.Migrate's advisory lock key (heartbeat/migrate.go): both sides serialise on it.
+MIGRATE_LOCK_KEY = "river_lifeguard.heartbeat.migrate"
 
 # No foreign key: River's cleaner deletes finished jobs and must not pay for our rows. A low
 # fillfactor leaves room on each page so a beat (an UPDATE of non-indexed columns) stays HOT.
@@ -25,30 +26,32 @@ def heartbeat_table_ddl(schema: str | None) -> sql.Composed:
 async def migrate_heartbeat_table(db: RiverDatabase, *, schema: str | None) -> bool:
     """Creates `river_job_heartbeat` next to River's tables; True if it was created now.
 
-    Idempotent, and safe to run concurrently with the Go side: a lost CREATE race shows up as
-    a duplicate-object error, which means the table is there.
+    Idempotent. It takes the advisory lock the Go heartbeat.Migrate takes, so workers starting
+    at once and this command never race in the catalog (CREATE TABLE IF NOT EXISTS alone can).
     """
     async with db.connection(schema=schema, doing="migrate the heartbeat table") as conn:
         river_job = qualified(schema, "river_job").as_string(conn)
         heartbeat = qualified(schema, "river_job_heartbeat").as_string(conn)
-        cursor = await conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AS river, to_regclass(%s) IS NOT NULL AS table",
-            (river_job, heartbeat),
-        )
-        found = await cursor.fetchone()
-        assert found is not None
-        if not found["river"]:
-            raise SchemaNotFound(
-                f"migrate the heartbeat table: {db.target} ({describe_schema(schema)}) has no"
-                " river_job table; run River's migrations first"
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (MIGRATE_LOCK_KEY,)
             )
-        if found["table"]:
-            return False
-        try:
+            cursor = await conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS river,"
+                " to_regclass(%s) IS NOT NULL AS heartbeat",
+                (river_job, heartbeat),
+            )
+            found = await cursor.fetchone()
+            assert found is not None
+            if not found["river"]:
+                raise SchemaNotFound(
+                    f"migrate the heartbeat table: {db.target} ({describe_schema(schema)}) has"
+                    " no river_job table; run River's migrations first"
+                )
+            if found["heartbeat"]:
+                return False
             await conn.execute(heartbeat_table_ddl(schema))
-        except (pgerrors.UniqueViolation, pgerrors.DuplicateTable):
-            return False
-        return True
+            return True
 
 
 async def prune_heartbeats(
