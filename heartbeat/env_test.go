@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"os"
 	"regexp"
@@ -38,11 +37,16 @@ func databaseURL(t *testing.T) string {
 
 type testEnv struct {
 	pool *pgxpool.Pool
-	// schema is where River's tables live; riverSchema is what River and the
-	// middleware are configured with ("" when the test reaches the schema
-	// through the connection's search path).
-	schema      string
-	riverSchema string
+	// schema is where River's tables live. clientSchema is what River's
+	// client is configured with, hbSchema what the middleware and Migrate
+	// are: "" when the test reaches the schema through the search path.
+	schema       string
+	clientSchema string
+	hbSchema     string
+	// pollOnly: River's listener builds LISTEN channel names from the schema
+	// without quoting them, so in an oddly named schema River's client can
+	// only poll.
+	pollOnly bool
 }
 
 type envOption func(*envOptions)
@@ -50,10 +54,16 @@ type envOption func(*envOptions)
 type envOptions struct {
 	schema     string
 	searchPath bool
+	oddName    bool
 }
 
-// withSchema names the test's schema instead of deriving it from the test.
-func withSchema(name string) envOption { return func(o *envOptions) { o.schema = name } }
+// withOddSchema names the test's schema (quotes, spaces, non-ASCII welcome).
+// River's client only accepts plain identifiers as Config.Schema, so it
+// reaches such a schema through the search path, as a user with such a name
+// would; River's migrator and the heartbeat package get the name itself.
+func withOddSchema(name string) envOption {
+	return func(o *envOptions) { o.schema, o.oddName = name, true }
+}
 
 // viaSearchPath configures River and the middleware with Schema "" and puts
 // the test's schema on the connections' search path instead.
@@ -80,11 +90,16 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatalf("parse DATABASE_URL: %v", err)
 	}
-	riverSchema := o.schema
-	if o.searchPath {
+	env := &testEnv{schema: o.schema, clientSchema: o.schema, hbSchema: o.schema}
+	migrateSchema := o.schema
+	if o.searchPath || o.oddName {
 		poolConfig.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
-		riverSchema = ""
+		env.clientSchema = ""
 	}
+	if o.searchPath {
+		env.hbSchema, migrateSchema = "", ""
+	}
+	env.pollOnly = o.oddName
 	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -100,19 +115,22 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		}
 		pool.Close()
 	})
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: riverSchema})
+	env.pool = pool
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: migrateSchema})
 	if err != nil {
 		t.Fatalf("river migrator: %v", err)
 	}
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		t.Fatalf("river migrations in %s: %v", quoted, err)
 	}
-	return &testEnv{pool: pool, schema: o.schema, riverSchema: riverSchema}
+	return env
 }
+
+func riverDriver(pool *pgxpool.Pool) *riverpgxv5.Driver { return riverpgxv5.New(pool) }
 
 func (e *testEnv) migrateHeartbeat(t *testing.T) {
 	t.Helper()
-	if err := Migrate(context.Background(), e.pool, e.riverSchema); err != nil {
+	if err := Migrate(context.Background(), e.pool, e.hbSchema); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 }
@@ -122,7 +140,7 @@ func (e *testEnv) table(name string) string { return qualified(e.schema, name) }
 
 func (e *testEnv) middleware(t *testing.T, cfg Config) *Middleware {
 	t.Helper()
-	cfg.Schema = e.riverSchema
+	cfg.Schema = e.hbSchema
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t, nil)
 	}
@@ -138,7 +156,7 @@ func (e *testEnv) middleware(t *testing.T, cfg Config) *Middleware {
 func (e *testEnv) startClient(t *testing.T, mw *Middleware, workers *river.Workers) *river.Client[pgx.Tx] {
 	t.Helper()
 	client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{
-		Schema:            e.riverSchema,
+		Schema:            e.clientSchema,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}},
 		Workers:           workers,
 		Middleware:        []rivertype.Middleware{mw},
@@ -147,6 +165,7 @@ func (e *testEnv) startClient(t *testing.T, mw *Middleware, workers *river.Worke
 		FetchCooldown:     10 * time.Millisecond,
 		Logger:            testLogger(t, nil),
 		TestOnly:          true,
+		PollOnly:          e.pollOnly,
 	})
 	if err != nil {
 		t.Fatalf("river client: %v", err)
@@ -329,12 +348,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func must[T any](t *testing.T, v T, err error) T {
-	t.Helper()
-	if err != nil {
-		t.Fatal(fmt.Sprint(err))
-	}
-	return v
 }
