@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from lifeguard.model.actions import ActionRule, ActionsSpec
+from lifeguard.model.enums import Mode
 from lifeguard.model.observation import (
     ContainerFacts,
     JobFacts,
@@ -21,6 +23,7 @@ from lifeguard.model.observation import (
     TerminatedFacts,
     Thresholds,
 )
+from lifeguard.model.safety import CircuitBreakerSpec, SafetySpec
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 POD_STARTED = NOW - timedelta(hours=2)
@@ -289,3 +292,34 @@ def running_job(
             beat_age=5.0,
         )
     )
+
+
+# -- policies (for plan tables) -------------------------------------------------------------
+@dataclass(frozen=True)
+class PolicyBuilder:
+    """The two parts of a JobPolicySpec the planner reads, from the real model types."""
+
+    actions: ActionsSpec = field(default_factory=ActionsSpec)
+    safety: SafetySpec = field(default_factory=SafetySpec)
+
+    def rule(self, cause: str, **fields: object) -> PolicyBuilder:
+        """Replace the rule of one cause, e.g. rule("stuck", action="Cancel")."""
+        assert cause in ActionsSpec.model_fields, f"no cause field {cause!r}"
+        rule = ActionRule.model_validate(fields)
+        return replace(self, actions=self.actions.model_copy(update={cause: rule}))
+
+    def dry_run(self) -> PolicyBuilder:
+        return replace(self, safety=self.safety.model_copy(update={"mode": Mode.DRY_RUN}))
+
+    def max_actions_per_minute(self, count: int) -> PolicyBuilder:
+        return replace(
+            self, safety=self.safety.model_copy(update={"max_actions_per_minute": count})
+        )
+
+    def breaker(self, stale_fraction: float = 0.5, min_jobs: int = 5) -> PolicyBuilder:
+        breaker = CircuitBreakerSpec(stale_fraction=stale_fraction, min_jobs=min_jobs)
+        return replace(self, safety=self.safety.model_copy(update={"circuit_breaker": breaker}))
+
+
+def policy() -> PolicyBuilder:
+    return PolicyBuilder()

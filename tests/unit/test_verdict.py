@@ -511,3 +511,26 @@ def test_only_healthy_and_starting_never_act() -> None:
 def test_same_observation_gives_the_same_verdict() -> None:
     obs = running_job().beat_age(45).node_is(node().not_ready()).obs()
     assert decide(obs) == decide(obs)
+
+
+@pytest.mark.parametrize(
+    ("job", "evidence_age"),
+    [
+        pytest.param(running_job().on(pod().oom_killed(ago_s=3)), 3, id="from_the_container_death"),
+        pytest.param(running_job().beat_age(45), 15, id="from_when_the_beat_went_stale"),
+        pytest.param(
+            running_job(running_for=90).no_beat(), 30, id="from_the_end_of_the_startup_grace"
+        ),
+        pytest.param(
+            running_job().beat_age(100).node_is(node().not_ready(for_=20)),
+            20,
+            id="from_when_node_loss_became_certain",
+        ),
+        pytest.param(
+            running_job(running_for=4000).max_runtime(3600), 400, id="from_the_runtime_limit"
+        ),
+        pytest.param(running_job(), None, id="none_for_a_healthy_job"),
+    ],
+)
+def test_evidence_age_counts(job: JobBuilder, evidence_age: float | None) -> None:
+    assert decide(job.obs()).evidence_age == evidence_age

@@ -93,6 +93,7 @@ def _action(
         backoff=rule.backoff,
         escalated=step.escalated,
         dry_run=dry_run,
+        evidence_age=max(0.0, verdict.evidence_age or 0.0),
         note="; ".join(notes),
     )
 
@@ -145,6 +146,7 @@ def plan(judged: Sequence[Judged], policy: PolicyLike, state: SafetyState, now: 
         )
     next_state = SafetyState(
         circuit_open=breaker.open,
+        breaker_message=breaker.why() if breaker.open else "",
         rate_limited=bool(deferred),
         recent_actions=in_window(state.recent_actions, now) + (now,) * len(actions),
     )

@@ -24,6 +24,8 @@ class SafetyState:
     """
 
     circuit_open: bool = False
+    # Why the breaker is open, for the CircuitOpen condition; "" while closed.
+    breaker_message: str = ""
     rate_limited: bool = False
     # When recent actions were planned (the injected clock), for the sliding one-minute window.
     recent_actions: tuple[datetime, ...] = ()
@@ -54,6 +56,8 @@ class PlannedAction:
     dry_run: bool
     # Why this action rather than the policy's plain one ("no pod to restart; retrying").
     note: str = ""
+    # Seconds from the evidence (container death, stale beat, ...) to this decision, 0 if unknown.
+    evidence_age: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,13 @@ class Beat:
     stale_after: float
     startup_grace: float
 
+    @property
+    def stale_for(self) -> float | None:
+        """Seconds since the beat went stale (or since the startup grace ran out)."""
+        if not self.stale or self.age is None:
+            return None
+        return self.age - (self.startup_grace if self.never else self.stale_after)
+
     def describe(self) -> str:
         """A clause for messages: "its last beat was 45s ago (stale after 30s)"."""
         if not self.never and self.age is not None:

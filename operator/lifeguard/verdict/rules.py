@@ -37,6 +37,7 @@ says it is terminating.
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from lifeguard.model.enums import Cause
 from lifeguard.model.observation import Observation, PodFacts
@@ -86,6 +87,20 @@ def build_case(obs: Observation) -> Case:
 Rule = Callable[[Case], Verdict | None]
 
 
+def _age(case: Case, then: datetime | None) -> float | None:
+    return None if then is None else (case.obs.now - then).total_seconds()
+
+
+def _pod_end(pod: PodFacts) -> datetime | None:
+    """When the pod's processes ended: its last container exit, else its deletion time."""
+    finished = [
+        c.terminated.finished_at
+        for c in pod.containers
+        if c.terminated is not None and c.terminated.finished_at is not None
+    ]
+    return max(finished) if finished else pod.deletion_timestamp
+
+
 def _death_verdict(case: Case) -> Verdict:
     death = case.death
     assert death is not None
@@ -94,6 +109,7 @@ def _death_verdict(case: Case) -> Verdict:
         ending = replace(ending, reason="ContainerRestarted")
     container = f"container {death.container} of {case.where}"
     when = ago(case.obs.now, death.at)
+    age = _age(case, death.at)
     if death.terminated is None:
         message = (
             f"{container} restarted{when}, after client {case.obs.job.client_id} took the job:"
@@ -103,7 +119,7 @@ def _death_verdict(case: Case) -> Verdict:
         message = f"{container} {ending.how}{when} and restarted; the job's process is gone"
     else:
         message = f"{container} {ending.how}{when}"
-    return Verdict(ending.cause, ending.reason, message)
+    return Verdict(ending.cause, ending.reason, message, age)
 
 
 def oom_killed(case: Case) -> Verdict | None:
@@ -132,6 +148,7 @@ def pod_disrupted(case: Case) -> Verdict | None:
         Cause.INFRASTRUCTURE_DEATH,
         reason,
         f"{case.where} {state}; reason {reason}{who}{detail}",
+        _age(case, _pod_end(pod)),
     )
 
 
@@ -149,6 +166,7 @@ def pod_finished(case: Case) -> Verdict | None:
         Cause.INFRASTRUCTURE_DEATH,
         reason,
         f"{case.where} is {pod.phase} while the job is still running{detail}",
+        _age(case, _pod_end(pod)),
     )
 
 
@@ -169,8 +187,16 @@ def node_lost(case: Case) -> Verdict | None:
             state += f" for {seconds((obs.now - obs.node.ready_since).total_seconds())}"
     else:
         return None
+    # The loss is certain once both hold: the node is NotReady and the beat is stale.
+    since = case.beat.stale_for
+    if obs.node is not None and obs.node.ready is False and obs.node.ready_since is not None:
+        not_ready_for = (obs.now - obs.node.ready_since).total_seconds()
+        since = not_ready_for if since is None else min(since, not_ready_for)
     return Verdict(
-        Cause.INFRASTRUCTURE_DEATH, "NodeLost", f"pod {pod.name} {state}; {case.beat.describe()}"
+        Cause.INFRASTRUCTURE_DEATH,
+        "NodeLost",
+        f"pod {pod.name} {state}; {case.beat.describe()}",
+        since,
     )
 
 
@@ -191,6 +217,7 @@ def unresponsive(case: Case) -> Verdict | None:
         Cause.UNRESPONSIVE,
         _stale_reason(case.beat),
         f"{case.where} is running but {case.beat.describe()}{note}",
+        case.beat.stale_for,
     )
 
 
@@ -204,11 +231,13 @@ def stale(case: Case) -> Verdict | None:
             "NoPod",
             f"client {obs.job.client_id} maps to pod {obs.pod_name}, which the cluster does not"
             f" know; {case.beat.describe()}",
+            case.beat.stale_for,
         )
     return Verdict(
         Cause.STALE,
         _stale_reason(case.beat),
         f"no pod is attributable to {where(obs)}; {case.beat.describe()}",
+        case.beat.stale_for,
     )
 
 
@@ -229,6 +258,7 @@ def stuck(case: Case) -> Verdict | None:
         Cause.STUCK,
         "ProgressStale",
         f"{case.where} still beats, but {said} (timeout {seconds(timeout)})",
+        age - timeout,
     )
 
 
@@ -241,6 +271,7 @@ def overdue(case: Case) -> Verdict | None:
             "MaxRuntimeExceeded",
             f"job {obs.job.id} ({obs.job.kind}) on {case.where} has run for"
             f" {seconds(running_for)}, beyond maxRuntime {seconds(limits.max_runtime)}",
+            running_for - limits.max_runtime,
         )
     without_beats = not obs.beats_expected or case.beat.never
     if without_beats and limits.adaptive_limit is not None and running_for > limits.adaptive_limit:
@@ -250,6 +281,7 @@ def overdue(case: Case) -> Verdict | None:
             f"job {obs.job.id} ({obs.job.kind}) on {case.where} has run for"
             f" {seconds(running_for)}, beyond the adaptive limit"
             f" {seconds(limits.adaptive_limit)} learned for its kind",
+            running_for - limits.adaptive_limit,
         )
     return None
 

@@ -13,6 +13,9 @@ class Verdict:
     cause: Cause
     reason: str
     message: str
+    # Seconds since the evidence for the cause appeared (the container died, the beat went
+    # stale, ...), when known: the time-to-rescue metric starts there.
+    evidence_age: float | None = None
 
     @property
     def acts(self) -> bool:

@@ -1,0 +1,358 @@
+"""The planner: per-cause rules, escalation, circuit breaker, rate limit and dry run."""
+
+from datetime import timedelta
+
+import pytest
+from builders import NOW, JobBuilder, PolicyBuilder, node, pod, policy, running_job
+
+from lifeguard.model.enums import Action, Backoff, Cause
+from lifeguard.plan import Judged, Plan, SafetyState, plan
+from lifeguard.verdict import decide
+
+
+def judge(*jobs: JobBuilder) -> list[Judged]:
+    judged = []
+    for job in jobs:
+        obs = job.obs()
+        judged.append((obs, decide(obs)))
+    return judged
+
+
+def plan_for(
+    *jobs: JobBuilder, rules: PolicyBuilder | None = None, state: SafetyState | None = None
+) -> Plan:
+    return plan(judge(*jobs), rules or policy(), state or SafetyState(), NOW)
+
+
+def only_action(result: Plan) -> tuple[Action, bool, Backoff, bool]:
+    assert len(result.actions) == 1, result
+    action = result.actions[0]
+    return action.action, action.count_attempt, action.backoff, action.escalated
+
+
+def stale_jobs(count: int, first_id: int = 100) -> list[JobBuilder]:
+    """Jobs of workers outside the cluster whose beats stopped: Stale, no pod explains it."""
+    return [running_job(job_id=first_id + n).unattributed().beat_age(300) for n in range(count)]
+
+
+def healthy_jobs(count: int, first_id: int = 200) -> list[JobBuilder]:
+    return [running_job(job_id=first_id + n).on(pod(f"w-{n}")) for n in range(count)]
+
+
+# -- one job, the policy's default rules ------------------------------------------------------
+RETRY, CANCEL, RESTART = Action.RETRY, Action.CANCEL, Action.RESTART_POD
+NOW_B, RIVER_B = Backoff.IMMEDIATE, Backoff.RIVER
+
+DEFAULT_RULES = [
+    pytest.param(
+        running_job().on(pod().oom_killed()),
+        (RETRY, True, NOW_B, False),
+        id="oom_killed_job_is_retried_at_once_and_counts_attempt",
+    ),
+    pytest.param(
+        running_job().on(pod().deleted()),
+        (RETRY, False, NOW_B, False),
+        id="deleted_pod_job_is_retried_at_once_with_attempt_refunded",
+    ),
+    pytest.param(
+        running_job().on(pod().deleted()).infra_retries(5),
+        (RETRY, True, NOW_B, False),
+        id="infrastructure_death_counts_attempt_after_max_infra_retries",
+    ),
+    pytest.param(
+        running_job().on(pod().deleted()).infra_retries(4),
+        (RETRY, False, NOW_B, False),
+        id="infrastructure_death_below_max_infra_retries_is_still_refunded",
+    ),
+    pytest.param(
+        running_job().beat_age(45).node_is(node().not_ready()),
+        (RETRY, False, NOW_B, False),
+        id="node_lost_job_is_retried_with_attempt_refunded",
+    ),
+    pytest.param(
+        running_job().on(pod().crashed(1)),
+        (RETRY, True, RIVER_B, False),
+        id="application_crash_is_retried_with_river_backoff_and_counts_attempt",
+    ),
+    pytest.param(
+        running_job().unattributed().beat_age(45),
+        (RETRY, True, RIVER_B, False),
+        id="stale_job_without_pod_is_retried_with_river_backoff",
+    ),
+    pytest.param(
+        running_job().beat_age(45),
+        (RESTART, True, RIVER_B, False),
+        id="unresponsive_job_restarts_its_pod",
+    ),
+    pytest.param(
+        running_job().progress_timeout(600).progress_age(900),
+        (CANCEL, True, RIVER_B, False),
+        id="stuck_job_is_cancelled",
+    ),
+    pytest.param(
+        running_job(running_for=7200).max_runtime(3600),
+        (CANCEL, True, RIVER_B, False),
+        id="overdue_job_is_cancelled",
+    ),
+    pytest.param(
+        running_job(running_for=1200).progress_timeout(600).progress_age(900).cancel_requested(150),
+        (RESTART, True, RIVER_B, True),
+        id="stuck_job_still_running_after_cancel_plus_after_has_its_pod_restarted",
+    ),
+    pytest.param(
+        running_job(running_for=7200).max_runtime(3600).cancel_requested(121),
+        (RETRY, True, RIVER_B, True),
+        id="overdue_job_still_running_after_cancel_plus_after_is_retried",
+    ),
+    pytest.param(
+        running_job().progress_timeout(600).progress_age(900).cancel_requested(900),
+        (CANCEL, True, RIVER_B, False),
+        id="cancel_requested_before_this_attempt_does_not_count",
+    ),
+    pytest.param(
+        running_job().beat_age(45).on(pod().terminating(grace_left=-121)),
+        (RETRY, True, RIVER_B, True),
+        id="pod_still_terminating_after_grace_plus_after_is_escalated_to_retry",
+    ),
+]
+
+
+@pytest.mark.parametrize(("job", "expected"), DEFAULT_RULES)
+def test_default_rule(job: JobBuilder, expected: tuple[Action, bool, Backoff, bool]) -> None:
+    assert only_action(plan_for(job)) == expected
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(running_job(), id="healthy_job_gets_no_action"),
+        pytest.param(running_job(running_for=10).no_beat(), id="starting_job_gets_no_action"),
+        pytest.param(running_job().on(pod().terminating()), id="terminating_pod_job_waits"),
+    ],
+)
+def test_jobs_that_are_fine_get_nothing(job: JobBuilder) -> None:
+    result = plan_for(job)
+    assert (result.actions, result.deferred, result.held) == ([], [], [])
+
+
+# -- escalation waits ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("job", "action", "why"),
+    [
+        pytest.param(
+            running_job().progress_timeout(600).progress_age(900).cancel_requested(30),
+            CANCEL,
+            "Cancel requested 30s ago; RestartPod in 1m30s if still running",
+            id="cancel_already_requested_is_not_sent_again_before_escalation",
+        ),
+        pytest.param(
+            running_job().beat_age(45).on(pod().terminating(grace_left=20)),
+            RESTART,
+            "the pod is terminating (grace period ends in 20s); Retry in 2m20s if still running",
+            id="unresponsive_job_on_terminating_pod_is_not_evicted_again",
+        ),
+        pytest.param(
+            running_job(running_for=1200)
+            .progress_timeout(600)
+            .progress_age(900)
+            .cancel_requested(150)
+            .on(pod().terminating(grace_left=-10)),
+            RESTART,
+            "escalated: the pod is still terminating 10s after its grace period",
+            id="escalated_restart_already_under_way_is_not_sent_again",
+        ),
+    ],
+)
+def test_step_under_way_is_held_with_the_reason(job: JobBuilder, action: Action, why: str) -> None:
+    result = plan_for(job)
+    assert result.actions == []
+    assert [(held.action, held.why) for held in result.held] == [(action, why)]
+
+
+def test_cancel_without_escalation_is_held_once_requested() -> None:
+    rules = policy().rule("overdue", action="Cancel")
+    job = running_job(running_for=7200).max_runtime(3600).cancel_requested(600)
+    result = plan_for(job, rules=rules)
+    assert result.actions == []
+    assert result.held[0].why == "Cancel requested 10m ago; no escalation configured"
+
+
+# -- fallbacks and shapes ------------------------------------------------------------------
+def test_restart_pod_without_a_pod_falls_back_to_retry_and_says_so() -> None:
+    rules = policy().rule("stale", action="RestartPod")
+    result = plan_for(running_job().unattributed().beat_age(45), rules=rules)
+    action = result.actions[0]
+    assert (action.action, action.pod) == (RETRY, None)
+    assert action.note == "no pod to restart; retrying instead"
+
+
+def test_escalated_restart_of_an_unknown_pod_falls_back_to_retry() -> None:
+    job = running_job(running_for=1200).pod_unknown().progress_timeout(600).progress_age(900)
+    result = plan_for(job.cancel_requested(150))
+    action = result.actions[0]
+    assert (action.action, action.escalated) == (RETRY, True)
+    assert action.note.endswith("no pod to restart; retrying instead")
+
+
+def test_pod_with_several_unresponsive_jobs_is_evicted_once() -> None:
+    result = plan_for(running_job(job_id=1).beat_age(45), running_job(job_id=2).beat_age(50))
+    assert [(a.job_id, a.action) for a in result.actions] == [(1, RESTART)]
+    assert [(h.job_id, h.why) for h in result.held] == [
+        (2, "pod jobs/worker-1 is being restarted for job 1")
+    ]
+
+
+def test_policy_action_none_only_reports() -> None:
+    rules = policy().rule("application_crash", action="None")
+    result = plan_for(running_job().on(pod().crashed(1)), rules=rules)
+    assert result.actions == []
+    assert [(h.action, h.cause) for h in result.held] == [(Action.NONE, Cause.APPLICATION_CRASH)]
+
+
+def test_discard_rule_discards() -> None:
+    rules = policy().rule("application_crash", action="Discard")
+    assert only_action(plan_for(running_job().on(pod().crashed(1)), rules=rules))[0] is (
+        Action.DISCARD
+    )
+
+
+def test_planned_action_carries_the_fence_pod_node_and_verdict() -> None:
+    job = running_job(kind="export", job_id=42, queue="batch").on(pod("w-9", "n3").oom_killed())
+    action = plan_for(job).actions[0]
+    obs = job.obs()
+    assert action.attempted_at == obs.job.attempted_at
+    assert (action.kind, action.queue, str(action.pod), action.node) == (
+        "export",
+        "batch",
+        "jobs/w-9",
+        "n3",
+    )
+    assert action.evidence_age == 3
+    assert (action.cause, action.reason) == (Cause.RESOURCE_EXHAUSTED, "OOMKilled")
+    assert action.message == decide(obs).message
+    assert not action.dry_run
+
+
+def test_actions_are_ordered_by_job_id_whatever_the_input_order() -> None:
+    jobs = [running_job(job_id=n).on(pod(f"w-{n}").oom_killed()) for n in (7, 3, 5)]
+    assert [a.job_id for a in plan_for(*jobs).actions] == [3, 5, 7]
+
+
+def test_same_input_gives_the_same_plan() -> None:
+    jobs = [*stale_jobs(3), running_job(job_id=1).on(pod().oom_killed())]
+    assert plan_for(*jobs) == plan_for(*jobs)
+
+
+# -- circuit breaker -----------------------------------------------------------------------
+def test_circuit_opens_when_most_jobs_turn_stale_and_pauses_their_actions() -> None:
+    result = plan_for(*stale_jobs(4), *healthy_jobs(2))
+    assert result.actions == []
+    assert len(result.held) == 4
+    assert result.state.circuit_open
+    assert [(e.reason, e.warning) for e in result.events] == [("CircuitOpened", True)]
+    assert result.state.breaker_message.startswith("circuit breaker open: 4 of 6")
+    assert "4 of 6 running jobs (67%)" in result.events[0].message
+
+
+def test_circuit_stays_shut_below_min_jobs() -> None:
+    result = plan_for(*stale_jobs(4))
+    assert len(result.actions) == 4
+    assert not result.state.circuit_open
+    assert result.events == []
+
+
+def test_circuit_stays_shut_at_exactly_the_stale_fraction() -> None:
+    result = plan_for(*stale_jobs(3), *healthy_jobs(3))
+    assert not result.state.circuit_open
+
+
+def test_open_circuit_still_acts_on_pod_evidence() -> None:
+    oom = running_job(job_id=1).on(pod().oom_killed())
+    result = plan_for(oom, *stale_jobs(5))
+    assert [(a.job_id, a.cause) for a in result.actions] == [(1, Cause.RESOURCE_EXHAUSTED)]
+
+
+def test_open_circuit_pauses_stuck_jobs_but_not_overdue_ones() -> None:
+    stuck = running_job(job_id=1).progress_timeout(600).progress_age(900)
+    overdue = running_job(job_id=2, running_for=7200).max_runtime(3600).on(pod("w-2"))
+    result = plan_for(stuck, overdue, *stale_jobs(5))
+    assert [a.job_id for a in result.actions] == [2]
+    assert 1 in [h.job_id for h in result.held]
+
+
+def test_stale_jobs_explained_by_a_lost_node_do_not_open_the_circuit() -> None:
+    lost = [
+        running_job(job_id=n).on(pod(f"w-{n}", "n2")).beat_age(45).node_is(node("n2").not_ready())
+        for n in range(6)
+    ]
+    result = plan_for(*lost)
+    assert not result.state.circuit_open
+    assert len(result.actions) == 6
+
+
+def test_circuit_closes_when_beats_return() -> None:
+    result = plan_for(*healthy_jobs(6), state=SafetyState(circuit_open=True))
+    assert not result.state.circuit_open
+    assert [e.reason for e in result.events] == ["CircuitClosed"]
+
+
+def test_open_circuit_does_not_repeat_its_event() -> None:
+    result = plan_for(*stale_jobs(6), state=SafetyState(circuit_open=True))
+    assert result.state.circuit_open
+    assert result.events == []
+
+
+# -- rate limit ----------------------------------------------------------------------------
+def oom_jobs(count: int) -> list[JobBuilder]:
+    return [running_job(job_id=n).on(pod(f"w-{n}").oom_killed()) for n in range(1, count + 1)]
+
+
+def test_actions_beyond_the_rate_limit_are_deferred_in_job_id_order() -> None:
+    result = plan_for(*oom_jobs(5), rules=policy().max_actions_per_minute(3))
+    assert [a.job_id for a in result.actions] == [1, 2, 3]
+    assert [a.job_id for a in result.deferred] == [4, 5]
+    assert result.state.rate_limited
+    assert len(result.state.recent_actions) == 3
+    assert [e.reason for e in result.events] == ["ActionsRateLimited"]
+
+
+def test_actions_of_the_last_minute_use_up_the_budget() -> None:
+    earlier = SafetyState(recent_actions=(NOW - timedelta(seconds=30),) * 2)
+    result = plan_for(*oom_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
+    assert [a.job_id for a in result.actions] == [1]
+    assert len(result.state.recent_actions) == 3
+
+
+def test_actions_older_than_a_minute_free_the_budget() -> None:
+    earlier = SafetyState(recent_actions=(NOW - timedelta(seconds=60),) * 3, rate_limited=True)
+    result = plan_for(*oom_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
+    assert len(result.actions) == 3
+    assert result.state.recent_actions == (NOW,) * 3
+    assert not result.state.rate_limited
+
+
+def test_rate_limit_event_is_not_repeated_while_still_limited() -> None:
+    limited = SafetyState(rate_limited=True)
+    result = plan_for(*oom_jobs(5), rules=policy().max_actions_per_minute(3), state=limited)
+    assert len(result.deferred) == 2
+    assert result.events == []
+
+
+# -- dry run -------------------------------------------------------------------------------
+def test_dry_run_makes_the_same_decisions_and_marks_every_action() -> None:
+    jobs = [
+        *oom_jobs(2),
+        running_job(job_id=9).beat_age(45).on(pod("w-9")),
+        running_job(job_id=10).progress_timeout(600).progress_age(900).on(pod("w-10")),
+    ]
+    enforced = plan_for(*jobs)
+    dry = plan_for(*jobs, rules=policy().dry_run())
+    assert all(a.dry_run for a in dry.actions)
+    assert [(a.job_id, a.action) for a in dry.actions] == [
+        (a.job_id, a.action) for a in enforced.actions
+    ]
+
+
+def test_dry_run_counts_toward_the_rate_limit_like_enforce() -> None:
+    result = plan_for(*oom_jobs(4), rules=policy().dry_run().max_actions_per_minute(2))
+    assert [a.job_id for a in result.deferred] == [3, 4]
