@@ -20,6 +20,7 @@ type runConfig struct {
 	JobTimeout           time.Duration // JOB_TIMEOUT: River's JobTimeout (default 0: no timeout)
 	RescueStuckJobsAfter time.Duration // RESCUE_STUCK_JOBS_AFTER: River's rescuer (default 0: River's default)
 	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT: graceful stop before cancelling jobs (default 10s)
+	Tame                 bool          // WORKER_TAME: finish hang, crash, eat, stall and freeze jobs at once
 }
 
 func runConfigFromEnv(getenv func(string) string) (runConfig, error) {
@@ -42,6 +43,13 @@ func runConfigFromEnv(getenv func(string) string) (runConfig, error) {
 		if len(cfg.Queues) == 0 {
 			return cfg, fmt.Errorf("WORKER_QUEUES=%q names no queue", v)
 		}
+	}
+	if v := getenv("WORKER_TAME"); v != "" {
+		parsed, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("WORKER_TAME=%q: want true or false", v)
+		}
+		cfg.Tame = parsed
 	}
 	if v := getenv("MAX_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -95,6 +95,11 @@ func decodeArgs[T river.JobArgs](raw []byte) (river.JobArgs, error) {
 	return args, nil
 }
 
+// tame, set by WORKER_TAME, makes this worker finish the misbehaving kinds
+// (hang, crash, eat, stall, freeze) at once: tests start a tame pod to show
+// that a rescued job completes on another worker.
+var tame bool
+
 func newWorkers(logger *slog.Logger) *river.Workers {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &sleepWorker{})
@@ -142,6 +147,9 @@ type hangWorker struct {
 }
 
 func (w *hangWorker) Work(ctx context.Context, job *river.Job[HangArgs]) error {
+	if tame {
+		return nil
+	}
 	if job.Args.IgnoreCancel {
 		select {}
 	}
@@ -155,6 +163,9 @@ type crashWorker struct {
 }
 
 func (w *crashWorker) Work(ctx context.Context, job *river.Job[CrashArgs]) error {
+	if tame {
+		return nil
+	}
 	code := job.Args.ExitCode
 	if code <= 0 || code > 255 {
 		code = 3
@@ -171,6 +182,9 @@ type eatWorker struct {
 }
 
 func (w *eatWorker) Work(ctx context.Context, job *river.Job[EatArgs]) error {
+	if tame {
+		return nil
+	}
 	stepMB := job.Args.MBPerStep
 	if stepMB <= 0 {
 		stepMB = 16
@@ -201,6 +215,9 @@ type stallWorker struct {
 }
 
 func (w *stallWorker) Work(ctx context.Context, job *river.Job[StallArgs]) error {
+	if tame {
+		return nil
+	}
 	progressUntil := time.Now().Add(seconds(job.Args.ProgressForSeconds))
 	for step := 0; time.Now().Before(progressUntil); step++ {
 		reportProgress(ctx, map[string]any{"step": step})
@@ -225,6 +242,9 @@ type freezeWorker struct {
 }
 
 func (w *freezeWorker) Work(ctx context.Context, job *river.Job[FreezeArgs]) error {
+	if tame {
+		return nil
+	}
 	w.logger.Warn("freeze job stops its own process (SIGSTOP)", "job_id", job.ID, "pid", os.Getpid())
 	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("freeze: %w", err)

@@ -23,6 +23,7 @@ func run(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 	}
 	defer pool.Close()
 
+	tame = cfg.Tame
 	active := &activeJobs{}
 	middleware := []rivertype.Middleware{active}
 	hb, err := heartbeatMiddleware(pool, cfg, logger)
