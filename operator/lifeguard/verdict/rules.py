@@ -72,8 +72,7 @@ class Case:
 
 
 def build_case(obs: Observation) -> Case:
-    # A pod is only evidence when the client ID named it; otherwise it is someone else's pod.
-    pod = obs.pod if obs.pod_name is not None or obs.pod is not None else None
+    pod = obs.pod
     return Case(
         obs=obs,
         beat=read_beat(obs),
