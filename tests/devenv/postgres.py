@@ -105,8 +105,13 @@ class PostgresCluster:
         return dsn_for(self.port, "postgres")
 
     @classmethod
-    def start(cls, state_dir: Path, *, timeout: float = 60.0) -> PostgresCluster:
-        """Initialises (once) and starts a cluster in <state_dir>/postgres/data."""
+    def start(
+        cls, state_dir: Path, *, timeout: float = 60.0, port: int | None = None
+    ) -> PostgresCluster:
+        """Initialises (once) and starts a cluster in <state_dir>/postgres/data.
+
+        `port` restarts a stopped cluster where its clients expect it (outage tests).
+        """
         bin_dir = find_bin_dir()
         user = _service_user()
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,7 @@ class PostgresCluster:
             shutil.chown(base, user, user)
         if not (data_dir / "PG_VERSION").exists():
             _initdb(bin_dir, data_dir, user)
-        port = ports.free_port()
+        port = port or ports.free_port()
         argv: list[str] = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port)]
         for key, value in SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
