@@ -132,8 +132,8 @@ class PodBuilder:
     def terminating(self, grace_left: float = 25) -> PodBuilder:
         return self._pod(deletion_timestamp=NOW + timedelta(seconds=grace_left))
 
-    def deleted(self) -> PodBuilder:
-        return self._pod(gone=True, deletion_timestamp=ago(1))
+    def deleted(self, ago_s: float = 1) -> PodBuilder:
+        return self._pod(gone=True, deletion_timestamp=ago(ago_s))
 
     def disrupted(self, by: str) -> PodBuilder:
         return self._pod(disruption_target=by)

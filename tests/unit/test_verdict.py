@@ -275,6 +275,18 @@ POD_DEATH = [
         "BeatFresh",
     ),
     case(
+        "tombstone_of_an_earlier_pod_with_the_same_name_is_not_evidence",
+        running_job().client_started(20).on(pod("worker-0").deleted(ago_s=60)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "tombstone_of_an_earlier_pod_with_stale_beat_leaves_the_job_stale_no_pod",
+        running_job().beat_age(45).client_started(20).on(pod("worker-0").deleted(ago_s=60)),
+        STALE,
+        "NoPod",
+    ),
+    case(
         "failed_pod_without_container_statuses_is_pod_failed",
         running_job().on(pod().no_containers().phase("Failed")),
         INFRA,

@@ -142,6 +142,15 @@ def disruption_reason(pod: PodFacts) -> str | None:
     return None
 
 
+def could_host_client(obs: Observation, pod: PodFacts) -> bool:
+    """False for the tombstone of an earlier pod of the same name (StatefulSets reuse names):
+    a client that started after that pod was deleted runs in its successor."""
+    client, deleted = obs.client_started_at, pod.deletion_timestamp
+    if not pod.gone or client is None or deleted is None:
+        return True
+    return client <= deleted + CLIENT_START_TOLERANCE
+
+
 def _after_job_taken(obs: Observation, terminated: TerminatedFacts) -> bool:
     """Whether this termination can have ended the process that took the job.
 

@@ -44,6 +44,7 @@ from lifeguard.model.observation import Observation, PodFacts
 from lifeguard.verdict.evidence import (
     TERMINAL_PHASES,
     ProcessDeath,
+    could_host_client,
     disruption_reason,
     ending_of,
     is_terminating,
@@ -68,11 +69,13 @@ class Case:
 
     @property
     def where(self) -> str:
-        return where(self.obs)
+        return where(self.obs, self.pod)
 
 
 def build_case(obs: Observation) -> Case:
     pod = obs.pod
+    if pod is not None and not could_host_client(obs, pod):
+        pod = None
     return Case(
         obs=obs,
         beat=read_beat(obs),
@@ -235,7 +238,7 @@ def stale(case: Case) -> Verdict | None:
     return Verdict(
         Cause.STALE,
         _stale_reason(case.beat),
-        f"no pod is attributable to {where(obs)}; {case.beat.describe()}",
+        f"no pod is attributable to {case.where}; {case.beat.describe()}",
         case.beat.stale_for,
     )
 

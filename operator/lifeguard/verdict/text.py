@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from lifeguard.model.duration import format_duration
-from lifeguard.model.observation import Observation
+from lifeguard.model.observation import Observation, PodFacts
 
 
 def ago(now: datetime, then: datetime | None) -> str:
@@ -21,9 +21,8 @@ def seconds(value: float) -> str:
     return format_duration(max(0.0, value))
 
 
-def where(obs: Observation) -> str:
-    """ "pod worker-7f on node n2", or the client ID when no pod is attributable."""
-    pod = obs.pod
+def where(obs: Observation, pod: PodFacts | None) -> str:
+    """'pod worker-7f on node n2', or the client ID when no pod is attributable."""
     if pod is not None:
         node = pod.node_name or (obs.node.name if obs.node else None)
         return f"pod {pod.name} on node {node}" if node else f"pod {pod.name}"
