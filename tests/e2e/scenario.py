@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,3 +330,30 @@ def policy_manifest_yaml(namespace: str, name: str, spec: Json) -> str:
             "spec": spec,
         }
     )
+
+
+def migrate_heartbeats(dsn: str, schema: str | None = None) -> None:
+    argv = [sys.executable, "-m", "lifeguard.cli", "db", "migrate", "--database-url", dsn]
+    if schema:
+        argv += ["--schema", schema]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def lifeguard_errors(row: Json) -> list[str]:
+    return [e["error"] for e in row["errors"] or [] if e["error"].startswith("lifeguard:")]
+
+
+def untouched(row: Json) -> bool:
+    """No Lifeguard trace at all on a job row."""
+    metadata = row["metadata"] or {}
+    return not lifeguard_errors(row) and not any(k.startswith("lifeguard:") for k in metadata)
+
+
+def new_world(
+    plane: ControlPlane, kube: KubeClient, namespace: str, dsn: str, worker: Path
+) -> Scenario:
+    world = Scenario(plane=plane, kube=kube, namespace=namespace, dsn=dsn, worker=worker)
+    world.create_namespace()
+    world.create_secret("river-db", dsn)
+    return world

@@ -39,7 +39,7 @@ READ_VERBS = {"get", "list", "watch"}
 
 
 def rendered(case: ChartCase) -> list[dict[str, Any]]:
-    return helm.render(case.values, api_versions=case.api_versions)
+    return helm.render(case.values, namespace=RELEASE_NAMESPACE, api_versions=case.api_versions)
 
 
 def case_named(name: str) -> ChartCase:
@@ -112,7 +112,7 @@ def test_namespaced_mode_passes_each_namespace_and_binds_a_role_in_each() -> Non
     objects = rendered(case)
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
 
-    assert args_of(case)[1:5] == ["--namespace", "team-a", "--namespace", "team-b"]
+    assert args_of(case)[1:5] == ["--namespace", WATCHED[0], "--namespace", WATCHED[1]]
     assert set(roles(objects)) == set(WATCHED)
     assert set(bindings) == set(WATCHED)
     for binding in bindings.values():

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario import Scenario, fast_policy_spec, install_crd, wait_for
+from scenario import (
+    Scenario,
+    fast_policy_spec,
+    install_crd,
+    lifeguard_errors,
+    migrate_heartbeats,
+    new_world,
+    untouched,
+    wait_for,
+)
 
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
@@ -31,36 +40,9 @@ MAIN, DRY, BREAKER, META, OUTAGE = "lg-main", "lg-dry", "lg-breaker", "lg-meta",
 POLICY = "workers"
 
 
-def migrate_heartbeats(dsn: str, schema: str | None = None) -> None:
-    argv = [sys.executable, "-m", "lifeguard.cli", "db", "migrate", "--database-url", dsn]
-    if schema:
-        argv += ["--schema", schema]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-
-
-def lifeguard_errors(row: Json) -> list[str]:
-    return [e["error"] for e in row["errors"] or [] if e["error"].startswith("lifeguard:")]
-
-
-def untouched(row: Json) -> bool:
-    """No Lifeguard trace at all on a job row."""
-    metadata = row["metadata"] or {}
-    return not lifeguard_errors(row) and not any(k.startswith("lifeguard:") for k in metadata)
-
-
 @pytest.fixture(scope="module")
 def crd(control_plane: ControlPlane) -> None:
     install_crd(control_plane)
-
-
-def _world(
-    plane: ControlPlane, kube: KubeClient, namespace: str, dsn: str, worker: Path
-) -> Scenario:
-    world = Scenario(plane=plane, kube=kube, namespace=namespace, dsn=dsn, worker=worker)
-    world.create_namespace()
-    world.create_secret("river-db", dsn)
-    return world
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +55,7 @@ def main(
 ) -> Iterator[Scenario]:
     dsn = river_database()
     migrate_heartbeats(dsn)
-    world = _world(control_plane, kube, MAIN, dsn, worker_binary)
+    world = new_world(control_plane, kube, MAIN, dsn, worker_binary)
     world.apply_policy(POLICY, fast_policy_spec())
     yield world
     world.cleanup()
@@ -319,7 +301,7 @@ def dry(
 ) -> Iterator[Scenario]:
     dsn = river_database()
     migrate_heartbeats(dsn)
-    world = _world(control_plane, kube, DRY, dsn, worker_binary)
+    world = new_world(control_plane, kube, DRY, dsn, worker_binary)
     world.apply_policy(POLICY, fast_policy_spec(safety={"mode": "DryRun"}))
     world.wait_condition(POLICY, "Ready", "True")
     yield world

@@ -30,7 +30,7 @@ from lifeguard.metrics import Metrics
 from lifeguard.model.conditions import ConditionStatus as S
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import Cause, Mode
-from lifeguard.model.observation import Observation, PodFacts
+from lifeguard.model.observation import PodFacts
 from lifeguard.model.policy import API_VERSION, KIND, JobPolicySpec
 from lifeguard.model.status import RecentAction
 from lifeguard.model.validation import validate_spec
@@ -69,24 +69,6 @@ class PolicyRef:
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(API_VERSION, KIND, self.namespace, self.name, self.uid)
-
-
-def evidence_age(obs: Observation) -> float | None:
-    """Seconds since the evidence of a job's trouble appeared, for the time-to-rescue metric:
-    the container's termination, the pod's deletion, or the beat going stale."""
-    if obs.pod is not None:
-        finished = [
-            c.terminated.finished_at
-            for c in obs.pod.containers
-            if c.terminated is not None and c.terminated.finished_at is not None
-        ]
-        if finished:
-            return (obs.now - max(finished)).total_seconds()
-        if obs.pod.deletion_timestamp is not None:
-            return (obs.now - obs.pod.deletion_timestamp).total_seconds()
-    if obs.job.beat_age is not None:
-        return obs.job.beat_age - obs.thresholds.stale_after
-    return None
 
 
 class SpecError(Exception):
@@ -228,7 +210,6 @@ class Supervisor:
         result = planning.plan(judged, spec, self._safety, now)
         self._safety = result.state
         self._observe_metrics(judged, now)
-        evidence = {obs.job.id: evidence_age(obs) for obs, _ in judged}
 
         to_apply = [a for a in result.actions if not a.dry_run]
         outcomes = (
@@ -238,17 +219,16 @@ class Supervisor:
             if to_apply
             else []
         )
-        await self._record(result, outcomes, evidence, now)
+        await self._record(result, outcomes, now)
         for event in result.events:
             await self._event("Warning" if event.warning else "Normal", event.reason, event.message)
 
         breaker_open = result.state.circuit_open
-        paused = next((h.why for h in result.held if "circuit breaker" in h.why), None)
         book.condition(
             CIRCUIT_OPEN,
             S.TRUE if breaker_open else S.FALSE,
             "TooManyStale" if breaker_open else "Closed",
-            (paused or "Too many jobs are stale at once; heartbeat-based actions pause.")
+            result.state.breaker_message
             if breaker_open
             else "Heartbeat-based actions are allowed.",
             now,
@@ -370,7 +350,6 @@ class Supervisor:
         self,
         result: planning.Plan,
         outcomes: list[Outcome],
-        evidence: Mapping[int, float | None],
         now: datetime,
     ) -> None:
         policy = str(self.ref)
@@ -386,9 +365,8 @@ class Supervisor:
             self._metrics.actions.labels(
                 policy, action.action.value, action.cause.value, label
             ).inc()
-            age = evidence.get(action.job_id)
-            if applied and age is not None:
-                self._metrics.rescue_seconds.labels(action.cause.value).observe(max(0.0, age))
+            if applied:
+                self._metrics.rescue_seconds.labels(action.cause.value).observe(action.evidence_age)
             self._book.record(
                 RecentAction(
                     time=now,
