@@ -9,8 +9,8 @@ from typing import Any
 Obj = dict[str, Any]
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-RELEASE_NAMESPACE = "lifeguard-system"
-WATCHED = ["team-a", "team-b"]
+RELEASE_NAMESPACE = "chart-system"
+WATCHED = ["chart-team-a", "chart-team-b"]
 
 
 @dataclass(frozen=True)
