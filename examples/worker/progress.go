@@ -1,6 +1,14 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/river-lifeguard/lifeguard/heartbeat"
+)
 
 // reportProgress tells the heartbeat middleware that the job's logic moved on.
-func reportProgress(ctx context.Context, payload any) {}
+// A worker without the middleware (HEARTBEAT_STORE=none) has nowhere to
+// report to, which is fine: progress is optional evidence.
+func reportProgress(ctx context.Context, payload any) {
+	_ = heartbeat.Progress(ctx, payload)
+}

@@ -26,7 +26,7 @@ func run(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 	tame = cfg.Tame
 	active := &activeJobs{}
 	middleware := []rivertype.Middleware{active}
-	hb, err := heartbeatMiddleware(pool, cfg, logger)
+	hb, err := heartbeatMiddleware(ctx, pool, cfg, logger)
 	if err != nil {
 		return err
 	}
