@@ -28,6 +28,7 @@ class Inventory:
         self._pods: dict[PodKey, PodFacts] = {}
         self._by_prefix: dict[tuple[str, str], set[str]] = {}
         self._tombstones: OrderedDict[PodKey, tuple[float, PodFacts]] = OrderedDict()
+        self._tombs_by_prefix: dict[tuple[str, str], set[str]] = {}
         self._nodes: dict[str, NodeFacts] = {}
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
@@ -42,7 +43,7 @@ class Inventory:
         self._by_prefix.setdefault((facts.namespace, client_prefix(facts.name)), set()).add(
             facts.name
         )
-        self._tombstones.pop(key, None)
+        self._forget_tombstone(key)
         return facts
 
     def delete_pod(self, body: Body) -> PodFacts:
@@ -56,6 +57,9 @@ class Inventory:
                 del self._by_prefix[(facts.namespace, client_prefix(facts.name))]
         self._tombstones[key] = (time.monotonic(), facts)
         self._tombstones.move_to_end(key)
+        self._tombs_by_prefix.setdefault((facts.namespace, client_prefix(facts.name)), set()).add(
+            facts.name
+        )
         self._expire_tombstones()
         return facts
 
@@ -87,12 +91,9 @@ class Inventory:
 
     def pods_with_prefix(self, namespace: str, prefix: str) -> list[PodFacts]:
         """Live and recently deleted pods whose River client prefix is `prefix`."""
-        names = set(self._by_prefix.get((namespace, prefix), ()))
         self._expire_tombstones()
-        names.update(
-            name
-            for (ns, name), _ in self._tombstones.items()
-            if ns == namespace and client_prefix(name) == prefix
+        names = self._by_prefix.get((namespace, prefix), set()) | self._tombs_by_prefix.get(
+            (namespace, prefix), set()
         )
         found = (self.pod(namespace, name) for name in sorted(names))
         return [facts for facts in found if facts is not None]
@@ -112,4 +113,14 @@ class Inventory:
             key, (seen, _) = next(iter(self._tombstones.items()))
             if seen >= deadline and len(self._tombstones) <= self._tombstone_limit:
                 break
-            del self._tombstones[key]
+            self._forget_tombstone(key)
+
+    def _forget_tombstone(self, key: PodKey) -> None:
+        if self._tombstones.pop(key, None) is None:
+            return
+        namespace, name = key
+        names = self._tombs_by_prefix.get((namespace, client_prefix(name)))
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._tombs_by_prefix[(namespace, client_prefix(name))]

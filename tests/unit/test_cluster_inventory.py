@@ -1,0 +1,160 @@
+"""Pod and node facts from API objects, and the inventory that maps River client IDs to pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lifeguard.cluster.facts import is_terminal_change, node_facts, pod_facts
+from lifeguard.cluster.inventory import Inventory, client_prefix
+
+Json = dict[str, Any]
+
+
+def pod_body(
+    name: str,
+    *,
+    namespace: str = "jobs",
+    labels: dict[str, str] | None = None,
+    state: Json | None = None,
+    last_state: Json | None = None,
+    restarts: int = 0,
+    conditions: list[Json] | None = None,
+    phase: str = "Running",
+    deletion: str | None = None,
+) -> Json:
+    metadata: Json = {
+        "name": name,
+        "namespace": namespace,
+        "uid": f"uid-{name}",
+        "labels": labels or {"app": "w"},
+    }
+    if deletion:
+        metadata["deletionTimestamp"] = deletion
+    return {
+        "metadata": metadata,
+        "spec": {"nodeName": "n1"},
+        "status": {
+            "phase": phase,
+            "conditions": conditions or [],
+            "containerStatuses": [
+                {
+                    "name": "worker",
+                    "restartCount": restarts,
+                    "state": state or {"running": {"startedAt": "2026-11-27T08:00:00Z"}},
+                    "lastState": last_state or {},
+                }
+            ],
+        },
+    }
+
+
+def test_running_container_facts_keep_its_start_time() -> None:
+    facts = pod_facts(pod_body("w-1"))
+    [container] = facts.containers
+    assert container.running_since is not None
+    assert container.running_since.isoformat() == "2026-11-27T08:00:00+00:00"
+    assert container.terminated is None
+    assert facts.node_name == "n1"
+
+
+def test_oom_killed_container_facts_carry_reason_and_exit_code() -> None:
+    state = {
+        "terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-11-27T08:01:00Z"}
+    }
+    [container] = pod_facts(pod_body("w-1", state=state)).containers
+    assert container.terminated is not None
+    assert (container.terminated.exit_code, container.terminated.reason) == (137, "OOMKilled")
+
+
+def test_disruption_target_condition_names_who_disrupts_the_pod() -> None:
+    conditions = [
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"}
+    ]
+    assert pod_facts(pod_body("w", conditions=conditions)).disruption_target == (
+        "DeletionByTaintManager"
+    )
+    false = [{"type": "DisruptionTarget", "status": "False", "reason": "X"}]
+    assert pod_facts(pod_body("w", conditions=false)).disruption_target is None
+
+
+@pytest.mark.parametrize(
+    ("status", "ready"), [("True", True), ("False", False), ("Unknown", False)]
+)
+def test_node_ready_condition(status: str, ready: bool) -> None:
+    body = {
+        "metadata": {"name": "n1"},
+        "status": {"conditions": [{"type": "Ready", "status": status}]},
+    }
+    assert node_facts(body).ready is ready
+
+
+def test_node_without_ready_condition_is_unknown() -> None:
+    assert node_facts({"metadata": {"name": "n1"}, "status": {}}).ready is None
+
+
+@pytest.mark.parametrize(
+    ("body", "terminal"),
+    [
+        (pod_body("w"), False),
+        (pod_body("w", state={"terminated": {"exitCode": 1}}), True),
+        (pod_body("w", restarts=1), True),
+        (pod_body("w", phase="Failed"), True),
+        (pod_body("w", conditions=[{"type": "DisruptionTarget", "status": "True"}]), True),
+    ],
+    ids=["running", "terminated", "restarted", "failed", "disrupted"],
+)
+def test_terminal_changes_wake_the_fast_path(body: Json, terminal: bool) -> None:
+    assert is_terminal_change(pod_facts(body)) is terminal
+
+
+def test_client_prefix_is_what_river_keeps_of_a_pod_name() -> None:
+    assert client_prefix("report-worker-7f") == "report-worker-7f"
+    assert client_prefix("a.b.c") == "a.b.c"
+    long = "x" * 70
+    assert client_prefix(long) == "x" * 60
+
+
+def test_deleted_pod_is_remembered_as_gone_and_found_by_prefix() -> None:
+    inventory = Inventory()
+    inventory.upsert_pod(pod_body("w-1"))
+    gone = inventory.delete_pod(pod_body("w-1", state={"terminated": {"exitCode": 137}}))
+    assert gone.gone
+    found = inventory.pod("jobs", "w-1")
+    assert found is not None and found.gone
+    assert [p.name for p in inventory.pods_with_prefix("jobs", "w-1")] == ["w-1"]
+    assert len(inventory) == 0
+
+
+def test_recreated_pod_replaces_its_tombstone() -> None:
+    inventory = Inventory()
+    inventory.delete_pod(pod_body("w-1"))
+    inventory.upsert_pod(pod_body("w-1"))
+    found = inventory.pod("jobs", "w-1")
+    assert found is not None and not found.gone
+    assert len(inventory.pods_with_prefix("jobs", "w-1")) == 1
+
+
+def test_tombstones_expire() -> None:
+    inventory = Inventory(tombstone_ttl=0.0)
+    inventory.delete_pod(pod_body("w-1"))
+    assert inventory.pods_with_prefix("jobs", "w-1") == []
+    assert inventory.pod("jobs", "w-1") is None
+
+
+def test_long_pod_names_sharing_rivers_prefix_are_all_candidates() -> None:
+    inventory = Inventory()
+    base = "report-" + "x" * 60
+    for suffix in ("-aaaaa", "-bbbbb"):
+        inventory.upsert_pod(pod_body(base + suffix))
+    assert len(inventory.pods_with_prefix("jobs", client_prefix(base + "-aaaaa"))) == 2
+
+
+def test_pods_are_kept_per_namespace() -> None:
+    inventory = Inventory()
+    inventory.upsert_pod(pod_body("w-1", namespace="a"))
+    assert inventory.pods_with_prefix("b", "w-1") == []
+    assert inventory.node("n1") is None
+    inventory.load([], None)
+    assert inventory.nodes_observed is False
