@@ -25,7 +25,7 @@ import (
 // client. Each test gets its own schema, migrated by River's own migrator,
 // and drops it when done, so tests are independent and may run in parallel.
 
-func databaseURL(t *testing.T) string {
+func databaseURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("DATABASE_URL")
 	if url == "" {
@@ -71,7 +71,7 @@ func viaSearchPath() envOption { return func(o *envOptions) { o.searchPath = tru
 
 var nonIdent = regexp.MustCompile(`[^a-z0-9]+`)
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	var o envOptions
 	for _, opt := range opts {
@@ -128,7 +128,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 
 func riverDriver(pool *pgxpool.Pool) *riverpgxv5.Driver { return riverpgxv5.New(pool) }
 
-func (e *testEnv) migrateHeartbeat(t *testing.T) {
+func (e *testEnv) migrateHeartbeat(t testing.TB) {
 	t.Helper()
 	if err := Migrate(context.Background(), e.pool, e.hbSchema); err != nil {
 		t.Fatalf("Migrate: %v", err)
@@ -138,7 +138,7 @@ func (e *testEnv) migrateHeartbeat(t *testing.T) {
 // table is a fully qualified, quoted table name in the test's schema.
 func (e *testEnv) table(name string) string { return qualified(e.schema, name) }
 
-func (e *testEnv) middleware(t *testing.T, cfg Config) *Middleware {
+func (e *testEnv) middleware(t testing.TB, cfg Config) *Middleware {
 	t.Helper()
 	cfg.Schema = e.hbSchema
 	if cfg.Logger == nil {
@@ -153,7 +153,7 @@ func (e *testEnv) middleware(t *testing.T, cfg Config) *Middleware {
 
 // startClient starts a real River client working the default queue with the
 // given middleware and workers; it is hard-stopped when the test ends.
-func (e *testEnv) startClient(t *testing.T, mw *Middleware, workers *river.Workers) *river.Client[pgx.Tx] {
+func (e *testEnv) startClient(t testing.TB, mw *Middleware, workers *river.Workers) *river.Client[pgx.Tx] {
 	t.Helper()
 	client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{
 		Schema:            e.clientSchema,
@@ -229,7 +229,7 @@ func (w *blockWorker) workers() *river.Workers {
 	return workers
 }
 
-func (w *blockWorker) waitStarted(t *testing.T) int64 {
+func (w *blockWorker) waitStarted(t testing.TB) int64 {
 	t.Helper()
 	select {
 	case id := <-w.started:
@@ -240,7 +240,7 @@ func (w *blockWorker) waitStarted(t *testing.T) int64 {
 	}
 }
 
-func insertJob(t *testing.T, client *river.Client[pgx.Tx], opts *river.InsertOpts) *rivertype.JobRow {
+func insertJob(t testing.TB, client *river.Client[pgx.Tx], opts *river.InsertOpts) *rivertype.JobRow {
 	t.Helper()
 	res, err := client.Insert(context.Background(), BlockArgs{}, opts)
 	if err != nil {
@@ -259,7 +259,7 @@ type heartbeatRow struct {
 	DBNow      time.Time
 }
 
-func (e *testEnv) heartbeat(t *testing.T, jobID int64) (heartbeatRow, bool) {
+func (e *testEnv) heartbeat(t testing.TB, jobID int64) (heartbeatRow, bool) {
 	t.Helper()
 	var row heartbeatRow
 	err := e.pool.QueryRow(context.Background(),
@@ -274,7 +274,7 @@ func (e *testEnv) heartbeat(t *testing.T, jobID int64) (heartbeatRow, bool) {
 	return row, true
 }
 
-func (e *testEnv) metadata(t *testing.T, jobID int64) []byte {
+func (e *testEnv) metadata(t testing.TB, jobID int64) []byte {
 	t.Helper()
 	var metadata []byte
 	err := e.pool.QueryRow(context.Background(),
@@ -285,7 +285,7 @@ func (e *testEnv) metadata(t *testing.T, jobID int64) []byte {
 	return metadata
 }
 
-func (e *testEnv) jobState(t *testing.T, jobID int64) string {
+func (e *testEnv) jobState(t testing.TB, jobID int64) string {
 	t.Helper()
 	var state string
 	err := e.pool.QueryRow(context.Background(),
@@ -296,7 +296,7 @@ func (e *testEnv) jobState(t *testing.T, jobID int64) string {
 	return state
 }
 
-func (e *testEnv) dbNow(t *testing.T) time.Time {
+func (e *testEnv) dbNow(t testing.TB) time.Time {
 	t.Helper()
 	var now time.Time
 	if err := e.pool.QueryRow(context.Background(), `SELECT now()`).Scan(&now); err != nil {
@@ -305,7 +305,7 @@ func (e *testEnv) dbNow(t *testing.T) time.Time {
 	return now
 }
 
-func (e *testEnv) exec(t *testing.T, sql string, args ...any) {
+func (e *testEnv) exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	if _, err := e.pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -313,7 +313,7 @@ func (e *testEnv) exec(t *testing.T, sql string, args ...any) {
 }
 
 // eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -325,7 +325,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // testLogger logs to the test's output and, when buf is given, to buf too.
-func testLogger(t *testing.T, buf *lockedBuffer) *slog.Logger {
+func testLogger(t testing.TB, buf *lockedBuffer) *slog.Logger {
 	var handler slog.Handler = slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})
 	if buf != nil {
 		handler = slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})
