@@ -1,0 +1,180 @@
+"""The supervisor's pure parts: joining scanned jobs with pods, and keeping the status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lifeguard.cluster.inventory import Inventory
+from lifeguard.model.conditions import ConditionStatus
+from lifeguard.model.enums import Action, Cause, HeartbeatStore
+from lifeguard.model.observation import JobFacts
+from lifeguard.model.policy import JobPolicySpec
+from lifeguard.model.status import RecentAction
+from lifeguard.supervisor.gather import Gatherer, scan_query
+from lifeguard.supervisor.report import CIRCUIT_OPEN, DATABASE_CONNECTED, READY, StatusBook
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+Json = dict[str, Any]
+
+
+def spec(**overrides: Any) -> JobPolicySpec:
+    raw: Json = {
+        "database": {"secretRef": {"name": "db"}},
+        "workers": {"podSelector": {"matchLabels": {"app": "w"}}},
+        **overrides,
+    }
+    return JobPolicySpec.model_validate(raw)
+
+
+def job(client_id: str | None, **fields: Any) -> JobFacts:
+    base: Json = {
+        "id": 1,
+        "kind": "report",
+        "queue": "default",
+        "priority": 1,
+        "attempt": 1,
+        "max_attempts": 25,
+        "attempted_at": NOW - timedelta(minutes=1),
+        "client_id": client_id,
+        "running_for": 60.0,
+        "beat_age": 1.0,
+    }
+    return JobFacts(**(base | fields))
+
+
+def pod(name: str, labels: Json | None = None, started: str = "2026-11-27T08:00:00Z") -> Json:
+    return {
+        "metadata": {"name": name, "namespace": "jobs", "labels": labels or {"app": "w"}},
+        "spec": {"nodeName": "n1"},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "worker", "state": {"running": {"startedAt": started}}}],
+        },
+    }
+
+
+def inventory(*pods: Json) -> Inventory:
+    found = Inventory()
+    found.load(
+        pods,
+        [
+            {
+                "metadata": {"name": "n1"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            }
+        ],
+    )
+    return found
+
+
+def test_scan_query_carries_the_selector_and_the_store() -> None:
+    query = scan_query(
+        spec(
+            selector={"queues": ["a", "b"], "priorities": [1]},
+            heartbeat={"store": "Metadata", "metadataKey": "health_check_at"},
+            database={"secretRef": {"name": "db"}, "schema": "jobs"},
+        )
+    )
+    assert query.queues == ("a", "b") and query.kinds is None and query.priorities == (1,)
+    assert query.store is HeartbeatStore.METADATA and query.metadata_key == "health_check_at"
+    assert query.schema == "jobs"
+
+
+def test_job_maps_to_its_pod_and_node_through_rivers_default_client_id() -> None:
+    gatherer = Gatherer("jobs", spec(), inventory(pod("report-w.1")))
+    obs = gatherer.observation(job("report-w_1_2026_11_27T08_00_05_000000"), NOW)
+    assert obs.pod is not None and obs.pod.name == "report-w.1"
+    assert obs.node is not None and obs.node.ready
+    assert obs.client_started_at == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
+
+
+def test_client_id_outside_the_pattern_attributes_no_pod() -> None:
+    obs = Gatherer("jobs", spec(), inventory()).observation(job("laptop-of-dev"), NOW)
+    assert obs.pod_name is None and obs.pod is None
+
+
+def test_pod_not_selected_by_the_policy_is_not_attributed() -> None:
+    gatherer = Gatherer("jobs", spec(), inventory(pod("other-1", labels={"app": "x"})))
+    obs = gatherer.observation(job("other-1_2026_11_27T08_00_05_000000"), NOW)
+    assert obs.pod is None and obs.pod_name == "other-1"
+
+
+def test_unknown_pod_keeps_the_mapped_name_for_messages() -> None:
+    obs = Gatherer("jobs", spec(), inventory()).observation(
+        job("gone-1_2026_11_27T08_00_05_000000"), NOW
+    )
+    assert obs.pod is None and obs.pod_name == "gone-1"
+
+
+def test_long_names_sharing_a_prefix_resolve_to_the_pod_running_before_the_client() -> None:
+    base = "report-" + "x" * 60
+    early, late = pod(base + "-aaaaa"), pod(base + "-bbbbb", started="2026-11-27T08:30:00Z")
+    gatherer = Gatherer("jobs", spec(), inventory(early, late))
+    prefix = base[:60]
+    obs = gatherer.observation(job(f"{prefix}_2026_11_27T08_10_00_000000"), NOW)
+    assert obs.pod is not None and obs.pod.name == base + "-aaaaa"
+
+
+def test_tier_thresholds_and_adaptive_limits_apply_per_job() -> None:
+    policy = spec(tiers=[{"match": {"kinds": ["report"]}, "staleAfter": "90s"}])
+    gatherer = Gatherer("jobs", policy, inventory(), adaptive_limits={"report": 600.0})
+    obs = gatherer.observation(job(None), NOW)
+    assert obs.thresholds.stale_after == 90.0
+    assert obs.thresholds.adaptive_limit == 600.0
+
+
+def test_status_book_sets_every_condition_on_first_sight_as_unknown() -> None:
+    book = StatusBook(generation=3)
+    book.ensure_conditions(NOW)
+    types = {c.type: c.status for c in book.conditions}
+    assert types == {
+        READY: ConditionStatus.UNKNOWN,
+        DATABASE_CONNECTED: ConditionStatus.UNKNOWN,
+        CIRCUIT_OPEN: ConditionStatus.UNKNOWN,
+    }
+    assert all(c.observed_generation == 3 for c in book.conditions)
+
+
+def test_condition_reports_a_status_change_and_keeps_transition_time_otherwise() -> None:
+    book = StatusBook(generation=1)
+    book.ensure_conditions(NOW)
+    assert book.condition(READY, ConditionStatus.TRUE, "Scanning", "ok", NOW)
+    later = NOW + timedelta(minutes=5)
+    assert not book.condition(READY, ConditionStatus.TRUE, "Scanning", "still ok", later)
+    ready = next(c for c in book.conditions if c.type == READY)
+    assert ready.last_transition_time == NOW and ready.message == "still ok"
+
+
+def test_status_is_patched_only_when_more_than_the_scan_time_changed() -> None:
+    book = StatusBook(generation=1)
+    book.ensure_conditions(NOW)
+    book.scanned([Cause.HEALTHY], NOW)
+    first = book.changes()
+    assert first is not None and first["jobs"]["running"] == 1
+    book.patched(first)
+    book.scanned([Cause.HEALTHY], NOW + timedelta(seconds=5))
+    assert book.changes() is None
+    book.scanned([Cause.HEALTHY, Cause.STUCK], NOW + timedelta(seconds=10))
+    changed = book.changes()
+    assert changed is not None and changed["jobs"]["stuck"] == 1
+
+
+def test_totals_and_recent_actions_survive_an_operator_restart() -> None:
+    book = StatusBook(generation=1)
+    book.record(
+        RecentAction(
+            time=NOW,
+            job_id=7,
+            kind="report",
+            pod="w",
+            cause=Cause.STUCK,
+            reason="ProgressStale",
+            action=Action.CANCEL,
+            applied=True,
+        )
+    )
+    resumed = StatusBook.resume(book.render(), generation=2)
+    assert resumed.totals.cancelled == 1 and resumed.totals.rescued == 1
+    assert resumed.recent_actions[0].job_id == 7
+    assert resumed.generation == 2
