@@ -71,3 +71,8 @@ def test_go_module_is_vet_and_gofmt_clean(module: str) -> None:
     )
     assert unformatted.returncode == 0, unformatted.stderr
     assert unformatted.stdout == "", f"gofmt would reformat in {module}:\n{unformatted.stdout}"
+
+
+def test_example_worker_go_tests_pass() -> None:
+    output = _run_go(["test", "-count=1", "-v", "./..."], "examples/worker")
+    assert "--- PASS: TestRunConfigFromEnv" in output
