@@ -1,0 +1,266 @@
+"""Lifeguard's writes as real River clients (examples/worker, run as local processes) see them.
+
+A retried job is fetched again, its errors (with Lifeguard's entry) decoded by River, and
+completed; a cancel reaches the producer running the job; River's own rescuer and Lifeguard
+retrying the same stuck jobs rescue each exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import RiverDatabase as RiverDatabaseFactory
+from devenv import procs
+from devenv import river_jobs as rj
+from devenv.worker import build_worker
+from lifeguard.model.enums import Backoff
+from lifeguard.river import (
+    Applied,
+    CancelRequest,
+    RetryRequest,
+    RiverDatabase,
+    ScanQuery,
+    cancel,
+    heartbeat_table_ddl,
+    jobs_of_pod,
+    lifeguard_error,
+    retry,
+    scan,
+)
+
+pytestmark = pytest.mark.integration
+
+# A River client only accepts schemas matching ^[a-zA-Z_][a-zA-Z0-9_]*$ and lower-case queue
+# names (client.go); upper case still needs quoting right (unquoted, PostgreSQL folds it).
+WORKER_SCHEMA = "Lifeguard_Workers"
+DEAD_CLIENT = "report-worker-7f_2026_01_01T00_00_00_000000"
+_names = iter(range(1, 10_000))
+
+
+@pytest.fixture(scope="session")
+def worker_binary() -> Path:
+    return build_worker()
+
+
+@pytest.fixture(params=[None, WORKER_SCHEMA], ids=["search-path", "odd-schema"])
+def river(
+    request: pytest.FixtureRequest, river_database: RiverDatabaseFactory
+) -> tuple[str, str | None]:
+    schema: str | None = request.param
+    dsn = river_database(schema)
+    with rj.connect(dsn) as conn:
+        conn.execute(heartbeat_table_ddl(schema))
+    return dsn, schema
+
+
+@pytest.fixture
+def conn(river: tuple[str, str | None]) -> Iterator[rj.Conn]:
+    with rj.connect(river[0]) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def db(river: tuple[str, str | None]) -> AsyncIterator[RiverDatabase]:
+    async with RiverDatabase(river[0]) as database:
+        yield database
+
+
+@contextmanager
+def river_worker(
+    state_dir: Path, binary: Path, dsn: str, schema: str | None, **env: str
+) -> Iterator[procs.Daemon]:
+    """A real River client working `default`, stopped by PID when the block ends."""
+    settings = {
+        "DATABASE_URL": dsn,
+        "RIVER_SCHEMA": schema or "",
+        "WORKER_QUEUES": "default",
+        "HEARTBEAT_INTERVAL": "1s",
+        "SHUTDOWN_TIMEOUT": "2s",
+        **env,
+    }
+    daemon = procs.start_daemon(
+        state_dir, f"river-worker-{next(_names)}", [binary, "run"], env={**os.environ, **settings}
+    )
+    try:
+        yield daemon
+    finally:
+        daemon.stop(signal.SIGTERM, timeout=15)
+
+
+def wait_for(
+    check: Callable[[], Any],
+    what: str,
+    *,
+    timeout: float = 30.0,
+    worker: procs.Daemon | None = None,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        log = f"\nworker log:\n{worker.log_tail()}" if worker else ""
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"the worker exited while waiting for {what}{log}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{log}")
+        time.sleep(0.1)
+
+
+def job_state(
+    conn: rj.Conn, schema: str | None, job_id: int, *states: str
+) -> dict[str, Any] | None:
+    row = rj.job(conn, schema, job_id)
+    return row if row["state"] in states else None
+
+
+@pytest.mark.parametrize("backoff", [Backoff.IMMEDIATE, Backoff.RIVER])
+async def test_a_retried_job_is_fetched_again_and_completed_by_a_river_worker(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+    backoff: Backoff,
+) -> None:
+    dsn, schema = river
+    # A job whose worker died mid-run: fetched by a client that is gone.
+    job_id, attempted_at = rj.start_job(
+        conn, schema, client_id=DEAD_CLIENT, kind="sleep", args={"seconds": 0.2}
+    )
+    reason = lifeguard_error("InfrastructureDeath", "OOMKilled", "pod report-worker-7f on node n2")
+    applied = await retry(
+        db, RetryRequest(job_id, attempted_at, reason, backoff=backoff), schema=schema
+    )
+    assert applied == Applied(job_id, "retryable")
+
+    with river_worker(state_dir, worker_binary, dsn, schema) as worker:
+        # River decodes every errors entry when it fetches a job (riverpgxv5
+        # jobRowFromInternal): a malformed entry would leave the job unfetched.
+        row = wait_for(
+            lambda: job_state(conn, schema, job_id, "completed", "discarded", "cancelled"),
+            "the retried job to finish",
+            worker=worker,
+        )
+    assert row["state"] == "completed", row
+    assert row["attempt"] == 2
+    assert row["attempted_by"][0] == DEAD_CLIENT and row["attempted_by"][-1] != DEAD_CLIENT
+    assert [e["error"] for e in row["errors"]] == [reason]
+    assert row["metadata"]["lifeguard:retries"] == 1
+
+
+async def test_a_cancel_reaches_a_running_river_worker(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+) -> None:
+    dsn, schema = river
+    job_id = rj.insert_job(conn, schema, kind="hang")
+    with river_worker(state_dir, worker_binary, dsn, schema) as worker:
+        wait_for(
+            lambda: job_state(conn, schema, job_id, "running"), "the hang job to run", worker=worker
+        )
+        # The fast path finds it by the pod's client ID prefix (here: this host's name).
+        prefix = socket.gethostname().replace(".", "_")[:60] + "_"
+        [running] = (await jobs_of_pod(db, ScanQuery(schema=schema), prefix)).jobs
+        assert running.id == job_id and running.client_id is not None
+        assert running.client_id.startswith(prefix)
+
+        applied = await cancel(db, CancelRequest(job_id, running.attempted_at), schema=schema)
+
+        assert applied == Applied(job_id, "running")
+        row = wait_for(
+            lambda: job_state(
+                conn, schema, job_id, "cancelled", "completed", "retryable", "discarded"
+            ),
+            "River to cancel the job",
+            timeout=20,
+            worker=worker,
+        )
+    assert row["state"] == "cancelled", row
+    assert row["finalized_at"] is not None
+    assert "cancel_attempted_at" in row["metadata"]
+
+
+async def test_rivers_rescuer_and_lifeguard_rescue_each_stuck_job_once(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+) -> None:
+    dsn, schema = river
+    stuck = []
+    for _ in range(16):
+        job_id, _ = rj.start_job(conn, schema, client_id=DEAD_CLIENT, args={"seconds": 0.1})
+        stuck.append((job_id, rj.age_attempt(conn, schema, job_id, 7200)))
+    raced, rescuer_only = stuck[:8], stuck[8:]
+    reason = lifeguard_error("Stale", "BeatStale", "no beat for 2h and no pod")
+
+    # River's rescuer ignores jobs without a timeout (JobTimeout -1), so the worker gets one, and
+    # River requires RescueStuckJobsAfter >= JobTimeout.
+    with river_worker(
+        state_dir, worker_binary, dsn, schema, RESCUE_STUCK_JOBS_AFTER="1s", JOB_TIMEOUT="1s"
+    ) as worker:
+        lifeguard_applied = 0
+        for job_id, attempted_at in raced:
+            await asyncio.sleep(0.2)
+            request = RetryRequest(job_id, attempted_at, reason, backoff=Backoff.IMMEDIATE)
+            lifeguard_applied += await retry(db, request, schema=schema) is not None
+        rows = [
+            wait_for(
+                lambda job_id=job_id: job_state(conn, schema, job_id, "completed", "discarded"),
+                f"stuck job {job_id} to be rescued and completed",
+                timeout=60,
+                worker=worker,
+            )
+            for job_id, _ in stuck
+        ]
+
+    river_rescues = 0
+    for row in rows:
+        assert row["state"] == "completed" and row["attempt"] == 2, row
+        # Exactly one rescue of attempt 1: River's or Lifeguard's entry, and its counter.
+        [entry] = row["errors"]
+        assert entry["attempt"] == 1
+        by_river = row["metadata"].get("river:rescue_count", 0)
+        by_lifeguard = row["metadata"].get("lifeguard:retries", 0)
+        assert by_river + by_lifeguard == 1, row
+        assert entry["error"] == (reason if by_lifeguard else "Stuck job rescued by JobRescuer")
+        river_rescues += by_river
+    assert lifeguard_applied + river_rescues == len(stuck)
+    # The jobs Lifeguard left alone were River's: its rescuer really ran alongside.
+    assert river_rescues >= len(rescuer_only)
+
+
+async def test_a_scan_sees_a_real_workers_running_job_with_its_client(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+) -> None:
+    dsn, schema = river
+    job_id = rj.insert_job(conn, schema, kind="hang")
+    with river_worker(state_dir, worker_binary, dsn, schema) as worker:
+        wait_for(
+            lambda: job_state(conn, schema, job_id, "running"), "the hang job to run", worker=worker
+        )
+        result = await scan(db, ScanQuery(schema=schema))
+        [job] = result.jobs
+        assert job.id == job_id and job.kind == "hang" and job.attempt == 1
+        assert job.client_id is not None
+        assert job.client_id.startswith(socket.gethostname().replace(".", "_")[:60] + "_")
+        assert 0 <= job.running_for < 30
