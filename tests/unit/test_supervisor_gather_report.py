@@ -5,14 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.model.conditions import ConditionStatus
 from lifeguard.model.enums import Action, Cause, HeartbeatStore
+from lifeguard.model.limits import AdaptiveSpec
 from lifeguard.model.observation import JobFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import RecentAction
+from lifeguard.river.durations import KindDurations
 from lifeguard.supervisor.gather import Gatherer, scan_query
 from lifeguard.supervisor.report import CIRCUIT_OPEN, DATABASE_CONNECTED, READY, StatusBook
+from lifeguard.supervisor.stats import adaptive_limits, kind_stats, quantile_seconds
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 Json = dict[str, Any]
@@ -178,3 +183,29 @@ def test_totals_and_recent_actions_survive_an_operator_restart() -> None:
     assert resumed.totals.cancelled == 1 and resumed.totals.rescued == 1
     assert resumed.recent_actions[0].job_id == 7
     assert resumed.generation == 2
+
+
+def durations(kind: str, samples: int, p50: float, p95: float, p99: float) -> KindDurations:
+    return KindDurations(kind=kind, samples=samples, p50=p50, p95=p95, p99=p99)
+
+
+def test_adaptive_limit_is_factor_times_the_quantile_once_there_are_enough_samples() -> None:
+    adaptive = AdaptiveSpec(enabled=True, quantile=0.99, factor=3, min_samples=20)
+    stats = [durations("report", 50, 10, 20, 40), durations("rare", 5, 1, 2, 3)]
+    assert adaptive_limits(stats, adaptive) == {"report": 120.0}
+    assert adaptive_limits(stats, AdaptiveSpec(enabled=False)) == {}
+
+
+def test_quantiles_between_the_read_percentiles_are_interpolated() -> None:
+    stats = durations("report", 50, 10, 20, 40)
+    assert quantile_seconds(stats, 0.5) == 10
+    assert quantile_seconds(stats, 0.97) == pytest.approx(30)
+    assert quantile_seconds(stats, 0.999) == 40
+
+
+def test_kind_stats_keep_the_busiest_kinds_with_their_limits() -> None:
+    stats = [durations(f"k{i}", i, 1, 2, 3) for i in range(30)]
+    listed = kind_stats(stats, {"k29": 9.0})
+    assert len(listed) == 20
+    assert listed[0].kind == "k29" and listed[0].adaptive_limit_seconds == 9.0
+    assert listed[1].adaptive_limit_seconds is None

@@ -35,6 +35,7 @@ from lifeguard.model.policy import API_VERSION, KIND, JobPolicySpec
 from lifeguard.model.status import RecentAction
 from lifeguard.model.validation import validate_spec
 from lifeguard.river.database import RiverDatabase
+from lifeguard.river.durations import kind_durations
 from lifeguard.river.errors import DatabaseError, DatabaseUnavailable
 from lifeguard.river.scan import scan as scan_jobs
 from lifeguard.supervisor.act import Outcome, Result, execute
@@ -46,6 +47,7 @@ from lifeguard.supervisor.report import (
     READY,
     StatusBook,
 )
+from lifeguard.supervisor.stats import adaptive_limits, kind_stats
 from lifeguard.verdict import decide
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ STATUS_REFRESH_SECONDS = 60.0
 # Pod deaths often come in bursts (a node, a rollout): gather them into one fast scan.
 FAST_PATH_DEBOUNCE_SECONDS = 0.2
 SECRET_CACHE_SECONDS = 60.0
+# Run-time history changes slowly; reading it is one bounded query.
+STATS_REFRESH_SECONDS = 60.0
+STATS_PER_KIND = 1000
 MAX_EVENTS_PER_SCAN = 20
 
 
@@ -116,6 +121,8 @@ class Supervisor:
         self._last_patch = 0.0
         self._seen_verdicts: set[tuple[int, datetime, Cause]] = set()
         self._running_since: dict[int, tuple[str, float]] = {}
+        self._adaptive_limits: dict[str, float] = {}
+        self._stats_read_at = 0.0
         self.scans = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -132,6 +139,7 @@ class Supervisor:
         except SpecError as exc:
             self._spec, self._spec_error = None, str(exc)
         self._dsn_read_at = 0.0  # the Secret reference may have changed
+        self._stats_read_at = 0.0
         self._wake.set()
 
     def start(self) -> None:
@@ -204,7 +212,10 @@ class Supervisor:
         if book.condition(DATABASE_CONNECTED, S.TRUE, "Connected", f"Scanning {db.target}.", now):
             await self._event("Normal", "DatabaseReconnected", f"Connected to {db.target} again.")
 
-        gatherer = Gatherer(self.ref.namespace, spec, self._inventory)
+        await self._refresh_stats(spec, db, query.schema)
+        gatherer = Gatherer(
+            self.ref.namespace, spec, self._inventory, adaptive_limits=self._adaptive_limits
+        )
         observations = gatherer.observe(scanned.jobs, now)
         judged = [(obs, decide(obs)) for obs in observations]
         result = planning.plan(judged, spec, self._safety, now)
@@ -246,6 +257,26 @@ class Supervisor:
         book.scanned([v.cause for _, v in judged], now)
 
     # -- gather helpers --------------------------------------------------------------------
+    async def _refresh_stats(
+        self, spec: JobPolicySpec, db: RiverDatabase, schema: str | None
+    ) -> None:
+        if time.monotonic() - self._stats_read_at < STATS_REFRESH_SECONDS:
+            return
+        self._stats_read_at = time.monotonic()
+        try:
+            durations = await kind_durations(
+                db,
+                parse_duration(spec.adaptive.window),
+                STATS_PER_KIND,
+                schema=schema,
+                kinds=spec.selector.kinds or None,
+            )
+        except DatabaseError as exc:
+            log.warning("policy %s: %s", self.ref, exc)
+            return
+        self._adaptive_limits = adaptive_limits(durations, spec.adaptive)
+        self._book.kind_stats = kind_stats(durations, self._adaptive_limits)
+
     async def _database(self, spec: JobPolicySpec) -> RiverDatabase | None:
         """The pool for the policy's Secret; None (with conditions set) when it cannot be had."""
         now = datetime.now(UTC)
