@@ -62,8 +62,10 @@ func (tableStore) writer(schema string) (writer, error) {
 	jobs := qualified(schema, "river_job")
 	// The upsert only ever moves forward: ON CONFLICT sees the latest
 	// committed row, so an old attempt whose fence check raced with a new
-	// fetch still cannot overwrite the newer attempt's row. A new run
-	// (another attempt or another client) starts without the old progress.
+	// fetch still cannot overwrite the newer attempt's row. A new run starts
+	// without the old run's progress: progress written by this run is never
+	// older than its attempted_at (both come from the database clock), which
+	// also tells runs apart when an attempt number repeats.
 	upsert := `INSERT INTO %[1]s AS hb (job_id, attempt, client_id, beat_at, progress_at, progress)
 	SELECT j.id, j.attempt, $3::text, now(), %[3]s
 	FROM %[2]s AS j
@@ -74,7 +76,8 @@ func (tableStore) writer(schema string) (writer, error) {
 		client_id = EXCLUDED.client_id,
 		%[4]s
 	WHERE hb.attempt <= EXCLUDED.attempt`
-	sameRun := `hb.attempt = EXCLUDED.attempt AND hb.client_id = EXCLUDED.client_id`
+	sameRun := `hb.attempt = EXCLUDED.attempt AND hb.client_id = EXCLUDED.client_id
+		AND ($4::timestamptz IS NULL OR hb.progress_at >= $4::timestamptz)`
 	keepProgress := `progress_at = CASE WHEN ` + sameRun + ` THEN hb.progress_at END,
 		progress = CASE WHEN ` + sameRun + ` THEN hb.progress END`
 	newProgress := `progress_at = EXCLUDED.progress_at, progress = EXCLUDED.progress`

@@ -70,6 +70,41 @@ func TestTheUpsertNeverMovesBackToAnOlderAttempt(t *testing.T) {
 	}
 }
 
+func TestANewRunStartsWithoutTheOldRunsProgress(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.migrateHeartbeat(t)
+	jobID, firstRun := env.runningJob(t, 1)
+	if !env.write(t, Table(), beat{jobID: jobID, attempt: 1, attemptedAt: &firstRun, clientID: "test-client",
+		hasProgress: true, progress: []byte(`{"rows": 10}`)}) {
+		t.Fatal("the first run's progress was not written")
+	}
+	// The same client fetches the job again with the same attempt number (an
+	// operator refunded the attempt): a new run, whose logic has not moved yet.
+	var secondRun time.Time
+	err := env.pool.QueryRow(context.Background(), `UPDATE `+env.table("river_job")+`
+		SET attempted_at = now() WHERE id = $1 RETURNING attempted_at`, jobID).Scan(&secondRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !env.write(t, Table(), beat{jobID: jobID, attempt: 1, attemptedAt: &secondRun, clientID: "test-client"}) {
+		t.Fatal("the second run's beat was not written")
+	}
+	row, _ := env.heartbeat(t, jobID)
+	if row.ProgressAt != nil || row.Progress != nil {
+		t.Errorf("the new run inherited progress_at %v progress %s", row.ProgressAt, row.Progress)
+	}
+	// Within one run, a beat keeps the progress.
+	if !env.write(t, Table(), beat{jobID: jobID, attempt: 1, attemptedAt: &secondRun, clientID: "test-client",
+		hasProgress: true, progress: []byte(`{"rows": 1}`)}) ||
+		!env.write(t, Table(), beat{jobID: jobID, attempt: 1, attemptedAt: &secondRun, clientID: "test-client"}) {
+		t.Fatal("the second run's writes were not applied")
+	}
+	if row, _ := env.heartbeat(t, jobID); row.ProgressAt == nil || !jsonEqual(t, row.Progress, `{"rows": 1}`) {
+		t.Errorf("a beat dropped this run's progress: progress_at %v progress %s", row.ProgressAt, row.Progress)
+	}
+}
+
 func TestNothingIsWrittenForAJobNoLongerRunningWithThisAttempt(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
