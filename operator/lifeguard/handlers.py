@@ -15,7 +15,7 @@ import kopf
 from lifeguard.cluster.facts import is_terminal_change
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
 from lifeguard.supervisor.fleet import Fleet
-from lifeguard.supervisor.loop import PolicyRef
+from lifeguard.supervisor.policy import PolicyRef
 
 log = logging.getLogger(__name__)
 

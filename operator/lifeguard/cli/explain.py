@@ -23,7 +23,7 @@ from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
 from lifeguard.river.scan import scan as scan_jobs
 from lifeguard.supervisor.gather import Gatherer, scan_query
-from lifeguard.supervisor.loop import SpecError, parse_spec
+from lifeguard.supervisor.policy import SpecError, parse_spec
 from lifeguard.verdict import Verdict, decide
 
 

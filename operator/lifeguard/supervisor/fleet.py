@@ -8,7 +8,8 @@ from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import KubeClient
 from lifeguard.metrics import Metrics
 from lifeguard.model.observation import PodFacts
-from lifeguard.supervisor.loop import PolicyRef, Supervisor
+from lifeguard.supervisor.loop import Supervisor
+from lifeguard.supervisor.policy import PolicyRef
 
 log = logging.getLogger(__name__)
 
