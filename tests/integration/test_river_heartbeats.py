@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from psycopg import sql
 
 from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
+from devenv.worker import build_worker
 from lifeguard.cli import main
 from lifeguard.river import (
     RiverDatabase,
@@ -225,3 +228,22 @@ def test_scan_and_durations_use_rivers_indexes(river_database: RiverDatabaseFact
             " AND finalized_at > now() - interval '1 hour' ORDER BY finalized_at DESC LIMIT 100"
         )
         assert "river_job_state_and_finalized_at_index" in plan(conn, durations, {})
+
+
+def test_heartbeat_ddl_matches_the_go_migration(river_database: RiverDatabaseFactory) -> None:
+    """The Go heartbeat.Migrate and `lifeguard db migrate` create the same table."""
+    go_dsn, py_dsn = river_database(), river_database()
+    done = subprocess.run(
+        [str(build_worker()), "migrate"],
+        env={**os.environ, "DATABASE_URL": go_dsn},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert main(["db", "migrate", "--database-url", py_dsn]) == 0
+    with rj.connect(go_dsn) as go, rj.connect(py_dsn) as py:
+        assert columns(go, None) == columns(py, None) == EXPECTED_COLUMNS
+    # Either side may run first: the other finds the table and leaves it alone.
+    assert main(["db", "migrate", "--database-url", go_dsn]) == 0

@@ -23,7 +23,7 @@ from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import procs
 from devenv import river_jobs as rj
 from devenv.worker import build_worker
-from lifeguard.model.enums import Backoff
+from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
     Applied,
     CancelRequest,
@@ -34,6 +34,7 @@ from lifeguard.river import (
     heartbeat_table_ddl,
     jobs_of_pod,
     lifeguard_error,
+    prune_heartbeats,
     retry,
     scan,
 )
@@ -264,3 +265,51 @@ async def test_a_scan_sees_a_real_workers_running_job_with_its_client(
         assert job.client_id is not None
         assert job.client_id.startswith(socket.gethostname().replace(".", "_")[:60] + "_")
         assert 0 <= job.running_for < 30
+
+
+@pytest.mark.parametrize("store", [HeartbeatStore.TABLE, HeartbeatStore.METADATA])
+async def test_beats_of_a_real_worker_are_read_by_the_scan_and_pruned_after(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+    store: HeartbeatStore,
+) -> None:
+    """The Go middleware writes (health_check_at as River users write it, for Metadata)."""
+    dsn, schema = river
+    job_id = rj.insert_job(
+        conn, schema, kind="sleep", args={"seconds": 4, "progress_every_seconds": 0.5}
+    )
+    query = ScanQuery(
+        schema=schema,
+        store=store,
+        metadata_key="health_check_at" if store is HeartbeatStore.METADATA else None,
+    )
+    with river_worker(
+        state_dir,
+        worker_binary,
+        dsn,
+        schema,
+        HEARTBEAT_STORE=store.value.lower(),
+        HEARTBEAT_METADATA_KEY="health_check_at",
+        HEARTBEAT_INTERVAL="500ms",
+    ) as worker:
+        wait_for(
+            lambda: job_state(conn, schema, job_id, "running"), "the job to run", worker=worker
+        )
+        await asyncio.sleep(1.5)
+        [job] = (await scan(db, query)).jobs
+        assert job.beat_age is not None and job.beat_age < 1.5, job
+        assert job.progress_age is not None and job.progress_age < 1.5, job
+        assert job.progress is not None and "elapsed_seconds" in job.progress
+        wait_for(
+            lambda: job_state(conn, schema, job_id, "completed"),
+            "the job to complete",
+            worker=worker,
+        )
+    if store is HeartbeatStore.TABLE:
+        assert await prune_heartbeats(db, schema=schema) == 1
+    else:
+        metadata = rj.job(conn, schema, job_id)["metadata"]
+        assert {"health_check_at", "health_check_at_progress_at"} <= set(metadata)
