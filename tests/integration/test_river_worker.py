@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import time
@@ -313,3 +314,48 @@ async def test_beats_of_a_real_worker_are_read_by_the_scan_and_pruned_after(
     else:
         metadata = rj.job(conn, schema, job_id)["metadata"]
         assert {"health_check_at", "health_check_at_progress_at"} <= set(metadata)
+
+
+async def test_retries_racing_a_real_workers_completions_never_lose_or_double_run_a_job(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+) -> None:
+    """Retry each job as its real worker finishes it: the retry applies only if River's
+    completer has not, and then the job simply runs once more."""
+    dsn, schema = river
+    rng = random.Random(7)
+    reason = lifeguard_error("Unresponsive", "BeatStale", "race test")
+    ids = [rj.insert_job(conn, schema, kind="sleep", args={"seconds": 0.3}) for _ in range(12)]
+    applied: set[int] = set()
+    with river_worker(state_dir, worker_binary, dsn, schema, MAX_WORKERS="12") as worker:
+        running = wait_for(
+            lambda: (
+                [r for r in (rj.job(conn, schema, i) for i in ids) if r["state"] == "running"]
+                if all(rj.job(conn, schema, i)["state"] != "available" for i in ids)
+                else None
+            ),
+            "the worker to fetch every job",
+            worker=worker,
+        )
+        for row in running:
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            request = RetryRequest(row["id"], row["attempted_at"], reason, Backoff.IMMEDIATE)
+            if await retry(db, request, schema=schema):
+                applied.add(row["id"])
+        rows = [
+            wait_for(
+                lambda i=i: job_state(conn, schema, i, "completed", "discarded", "cancelled"),
+                f"job {i} to finish",
+                worker=worker,
+            )
+            for i in ids
+        ]
+    for row in rows:
+        assert row["state"] == "completed", row
+        if row["id"] in applied:
+            assert row["attempt"] == 2 and [e["error"] for e in row["errors"]] == [reason]
+        else:
+            assert row["attempt"] == 1 and row["errors"] is None
