@@ -42,8 +42,8 @@ func NewMiddleware(db DB, cfg Config) (*Middleware, error) {
 	return &Middleware{db: db, cfg: cfg, writer: w}, nil
 }
 
-// Work runs the job with a heartbeat goroutine beside it: a beat at the start,
-// one every Interval, and a last one when the job's Work returns. Beats go on
+// Work runs the job with a heartbeat goroutine beside it: a beat before the
+// job's code starts, one every Interval, and a last one when Work returns. Beats go on
 // while Work runs even after the job's context is cancelled: a job deaf to
 // cancellation is still a live process, and the operator must see that. The
 // goroutine has exited before Work returns, so no write can land after River
@@ -60,9 +60,13 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	if n := len(job.AttemptedBy); n > 0 {
 		r.base.clientID = job.AttemptedBy[n-1]
 	}
+	// The first beat is written before the job's code runs, so even a job
+	// that freezes its process at once has proved it started.
+	beatCtx := context.WithoutCancel(ctx)
+	r.write(beatCtx, false)
 	done := make(chan struct{})
 	exited := make(chan struct{})
-	go r.loop(context.WithoutCancel(ctx), done, exited)
+	go r.loop(beatCtx, done, exited)
 	defer func() { // also on panic, which River recovers above us
 		close(done)
 		<-exited
@@ -100,7 +104,6 @@ func (r *jobBeats) loop(ctx context.Context, done <-chan struct{}, exited chan<-
 		}
 	}()
 
-	r.write(ctx, false)
 	for {
 		select {
 		case <-done:

@@ -51,6 +51,29 @@ func TestBeatsAppearWhileWorkRunsAndStopWhenItReturns(t *testing.T) {
 	}
 }
 
+func TestTheFirstBeatIsWrittenBeforeTheJobsCodeRuns(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.migrateHeartbeat(t)
+	worker := newBlockWorker()
+	beatsAtStart := make(chan int, 1)
+	worker.before = func(ctx context.Context) {
+		// A job that freezes its process right here must already have a beat.
+		var n int
+		if err := env.pool.QueryRow(ctx, `SELECT count(*) FROM `+env.table(TableName)).Scan(&n); err != nil {
+			t.Errorf("count beats: %v", err)
+		}
+		beatsAtStart <- n
+	}
+	client := env.startClient(t, env.middleware(t, Config{Interval: time.Minute}), worker.workers())
+	insertJob(t, client, nil)
+	worker.waitStarted(t)
+	if n := <-beatsAtStart; n != 1 {
+		t.Errorf("%d beats when the job's code started; want 1", n)
+	}
+	close(worker.release)
+}
+
 func TestBeatsGoOnWhileAJobDeafToCancellationStillRuns(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)

@@ -61,7 +61,9 @@ func (StallArgs) Kind() string { return "stall" }
 
 // FreezeArgs: a frozen process. The job stops its own process with SIGSTOP;
 // nothing in it runs (no heartbeat either) until someone sends SIGCONT.
-type FreezeArgs struct{}
+type FreezeArgs struct {
+	AfterSeconds float64 `json:"after_seconds,omitempty"`
+}
 
 func (FreezeArgs) Kind() string { return "freeze" }
 
@@ -244,6 +246,11 @@ type freezeWorker struct {
 func (w *freezeWorker) Work(ctx context.Context, job *river.Job[FreezeArgs]) error {
 	if tame {
 		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(seconds(job.Args.AfterSeconds)):
 	}
 	w.logger.Warn("freeze job stops its own process (SIGSTOP)", "job_id", job.ID, "pid", os.Getpid())
 	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
