@@ -21,7 +21,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 endef
 
-.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds chart-crds image-lock devenv devenv-down demo bench clean
+.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds chart-crds image-lock devenv devenv-down demo bench bench-doc clean
 
 all: test
 
@@ -84,3 +84,12 @@ devenv-down: venv
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+# Detection, cost and scale figures on the real local environment (never part of `make test`):
+# build/bench/results.json and results.md. Sizes: BENCH_* variables (bench/config.py).
+bench: venv postgres tools
+	PYTHONPATH=tests:. $(PY) -m bench --out build/bench
+
+# docs/performance.md from build/bench/results.json (after `make bench`).
+bench-doc: venv
+	PYTHONPATH=tests:. $(PY) -m bench.doc build/bench/results.json docs/performance.md

@@ -1,0 +1,232 @@
+"""The figures: their fixed JSON keys, units, targets and methods, and the two output files.
+
+A figure's value is None when its section did not run (or could not measure it); the table
+says so instead of inventing a number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Value = float | int | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    unit: str
+    method: str
+    target: str = ""
+    # True when the value meets the target; None when no target applies.
+    meets: Callable[[float], bool] | None = None
+
+
+def _at_most(limit: float) -> Callable[[float], bool]:
+    return lambda value: value <= limit
+
+
+def _at_least(limit: float) -> Callable[[float], bool]:
+    return lambda value: value >= limit
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "infra_death_to_retryable_p50_s",
+        "s",
+        "Worker pods on node agents run one long `sleep` job each; the bench OOM-kills half of"
+        " them (a memory-eating kind under a memory limit) and deletes the other half (grace 0)."
+        " From the container's `finishedAt` (OOM) or the DELETE call (deletion) to the job's"
+        " state change, seen by polling river_job every BENCH_POLL_INTERVAL_S (50 ms).",
+    ),
+    Figure(
+        "infra_death_to_retryable_p99_s",
+        "s",
+        "As the p50, same events (at least 30 by default); nearest-rank p99.",
+        "≤ 2 s",
+        _at_most(2.0),
+    ),
+    Figure(
+        "node_loss_to_retryable_p50_s",
+        "s",
+        "A node agent's node fails (leases stop, processes frozen) with jobs running on it; from"
+        " the failure call to each job being retryable. The policy uses default heartbeat"
+        " settings (10 s interval, 3 missed beats) and the controller-manager's default node"
+        " monitor grace.",
+        "≤ 45 s",
+        _at_most(45.0),
+    ),
+    Figure(
+        "stuck_detect_over_timeout_p50_s",
+        "s",
+        "A `stuck` job beats but never reports progress under a tier with progressTimeout;"
+        " from attempted_at + progressTimeout to the job's cancel request"
+        " (metadata cancel_attempted_at, written with the database clock).",
+    ),
+    Figure(
+        "river_rescuer_default_s",
+        "s",
+        "River's default RescueStuckJobsAfter (rivercommon / river.Config), read from the"
+        " River module in the Go module cache.",
+    ),
+    Figure(
+        "river_rescuer_measured_s",
+        "s",
+        "A worker with RESCUE_STUCK_JOBS_AFTER=60s on a queue no JobPolicy selects; its pod is"
+        " deleted (the same death as above) and another worker's rescuer moves the job:"
+        " median time from deletion to retryable. River's rescuer runs on its own timer"
+        " (see docs), so this is RescueStuckJobsAfter plus up to one rescuer interval.",
+    ),
+    Figure(
+        "false_rescues",
+        "jobs",
+        "Long `sleep` jobs on healthy pods running through the whole cluster run, chaos"
+        " included; a job counts when its row carries any Lifeguard error or metadata key or"
+        " left `running`.",
+        "0",
+        _at_most(0),
+    ),
+    Figure(
+        "scan_1k_running_s",
+        "s",
+        "lifeguard.river.scan (the operator's scan, Table store) over N running jobs with ~1 KiB"
+        " args and a heartbeat row each, created with generate_series; median wall time of"
+        " several scans after a warm-up, every job read (max_jobs ≥ N).",
+    ),
+    Figure("scan_10k_running_s", "s", "As scan_1k, with 10k running jobs."),
+    Figure(
+        "scan_100k_running_s",
+        "s",
+        "As scan_1k, with 100k running jobs, every job read (the operator's default cap of"
+        " 10k rows is lifted for this figure).",
+        "≤ 1 s",
+        _at_most(1.0),
+    ),
+    Figure(
+        "scan_queries_per_policy",
+        "round trips",
+        "libpq's protocol trace of the connection during one scan; client Sync and Query"
+        " messages counted (the pool's checkout check happens before and is not part of the"
+        " scan).",
+        "1",
+        _at_most(1),
+    ),
+    Figure(
+        "heartbeat_wal_bytes_per_beat_table",
+        "bytes",
+        "The Go heartbeat middleware itself (bench/heartbeatwal) on running jobs in a table"
+        " holding 100k jobs with ~1 KiB args: pg_wal_lsn_diff of pg_current_wal_lsn() around"
+        " the beats, divided by the beats written (steady state: every job already has its"
+        " heartbeat row). Autovacuum is off on both tables during the window.",
+    ),
+    Figure(
+        "heartbeat_wal_bytes_per_beat_metadata",
+        "bytes",
+        "As for Table, with the Metadata store (key health_check_at in river_job.metadata).",
+    ),
+    Figure(
+        "heartbeat_wal_ratio_metadata_over_table",
+        "x",
+        "heartbeat_wal_bytes_per_beat_metadata / heartbeat_wal_bytes_per_beat_table.",
+        "≥ 5",
+        _at_least(5.0),
+    ),
+    Figure(
+        "heartbeat_beats_per_s_table",
+        "beats/s",
+        "Beats written per second by the Go middleware (Table store) with BENCH_BEAT_CONCURRENCY"
+        " concurrent jobs on one pgx pool, same database and server.",
+    ),
+    Figure(
+        "operator_rss_mb_10k_pods",
+        "MB",
+        "`lifeguard run` watching a namespace with 10k pods created in the API (bound to a Node"
+        " object that no agent runs, so no processes) and 10k running jobs whose client IDs"
+        " name them; VmRSS of /proc/PID/status after the operator scanned them all.",
+        "≤ 150 MB",
+        _at_most(150.0),
+    ),
+    Figure(
+        "operator_cpu_idle_pct_1k_jobs",
+        "% of a core",
+        "utime+stime from /proc/PID/stat over BENCH_IDLE_WINDOW_S while the operator watches 1k"
+        " healthy running jobs (fresh heartbeats) on those pods, divided by the window.",
+    ),
+)
+
+FIGURE_KEYS = tuple(f.key for f in FIGURES)
+
+
+@dataclass
+class Results:
+    values: dict[str, Value] = field(default_factory=lambda: dict.fromkeys(FIGURE_KEYS))
+    # Extra measurements and context (sizes, capped scans, samples) for the record.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, key: str, value: Value) -> None:
+        if key not in self.values:
+            raise KeyError(f"unknown figure {key!r}")
+        self.values[key] = value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.values,
+            "meta": {
+                "machine": (
+                    f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}"
+                ),
+                **self.details,
+            },
+        }
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 0
+
+
+def status(figure: Figure, value: Value) -> str:
+    if value is None:
+        return "not measured"
+    if figure.meets is None:
+        return ""
+    return "meets" if figure.meets(float(value)) else "**misses**"
+
+
+def render(value: Value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def table_markdown(values: Mapping[str, Value]) -> str:
+    rows = [
+        "| figure | value | unit | target | status | method |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for figure in FIGURES:
+        value = values.get(figure.key)
+        rows.append(
+            f"| `{figure.key}` | {render(value)} | {figure.unit} | {figure.target or '—'}"
+            f" | {status(figure, value)} | {figure.method} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def write(results: Results, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    md_path = out_dir / "results.md"
+    json_path.write_text(json.dumps(results.to_json(), indent=2, default=str) + "\n")
+    md_path.write_text("# Lifeguard bench results\n\n" + table_markdown(results.values))
+    return json_path, md_path
