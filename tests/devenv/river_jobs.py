@@ -87,7 +87,8 @@ def fetch_job(conn: Conn, schema: str | None, job_id: int, client_id: str) -> da
         (client_id, job_id),
     ).fetchone()
     assert row is not None, f"job {job_id} was not available to fetch"
-    return row["attempted_at"]
+    attempted_at: datetime = row["attempted_at"]
+    return attempted_at
 
 
 def start_job(
@@ -136,7 +137,8 @@ def age_attempt(conn: Conn, schema: str | None, job_id: int, seconds: float) -> 
         (seconds, job_id),
     ).fetchone()
     assert row is not None
-    return row["attempted_at"]
+    attempted_at: datetime = row["attempted_at"]
+    return attempted_at
 
 
 def beat(

@@ -6,6 +6,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -159,15 +160,13 @@ async def test_selector_lists_are_alternatives_and_lists_combine_with_and(
     db: RiverDatabase, conn: rj.Conn, schema: str | None
 ) -> None:
     q1, q2 = fresh_queue(), ODD_QUEUE + fresh_queue()
-    ids = {
-        name: rj.start_job(conn, schema, **insert)[0]
-        for name, insert in {
-            "q1-sleep-p1": {"queue": q1, "kind": "sleep", "priority": 1, "tags": ["a"]},
-            "q1-odd-p2": {"queue": q1, "kind": ODD_KIND, "priority": 2, "tags": ["b", "c"]},
-            "q2-sleep-p1": {"queue": q2, "kind": "sleep", "priority": 1},
-            "q2-odd-p4": {"queue": q2, "kind": ODD_KIND, "priority": 4, "tags": ["c"]},
-        }.items()
+    inserts: dict[str, dict[str, Any]] = {
+        "q1-sleep-p1": {"queue": q1, "kind": "sleep", "priority": 1, "tags": ["a"]},
+        "q1-odd-p2": {"queue": q1, "kind": ODD_KIND, "priority": 2, "tags": ["b", "c"]},
+        "q2-sleep-p1": {"queue": q2, "kind": "sleep", "priority": 1},
+        "q2-odd-p4": {"queue": q2, "kind": ODD_KIND, "priority": 4, "tags": ["c"]},
     }
+    ids = {name: rj.start_job(conn, schema, **insert)[0] for name, insert in inserts.items()}
     cases: list[tuple[ScanQuery, set[str]]] = [
         (ScanQuery(schema=schema, queues=(q1, q2)), set(ids)),
         (ScanQuery(schema=schema, queues=(q2,)), {"q2-sleep-p1", "q2-odd-p4"}),

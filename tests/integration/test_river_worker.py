@@ -8,6 +8,7 @@ retrying the same stuck jobs rescue each exactly once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -223,7 +224,7 @@ async def test_rivers_rescuer_and_lifeguard_rescue_each_stuck_job_once(
             lifeguard_applied += await retry(db, request, schema=schema) is not None
         rows = [
             wait_for(
-                lambda job_id=job_id: job_state(conn, schema, job_id, "completed", "discarded"),
+                functools.partial(job_state, conn, schema, job_id, "completed", "discarded"),
                 f"stuck job {job_id} to be rescued and completed",
                 timeout=60,
                 worker=worker,
@@ -347,7 +348,9 @@ async def test_retries_racing_a_real_workers_completions_never_lose_or_double_ru
                 applied.add(row["id"])
         rows = [
             wait_for(
-                lambda i=i: job_state(conn, schema, i, "completed", "discarded", "cancelled"),
+                functools.partial(
+                    job_state, conn, schema, i, "completed", "discarded", "cancelled"
+                ),
                 f"job {i} to finish",
                 worker=worker,
             )
