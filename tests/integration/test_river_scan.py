@@ -16,6 +16,7 @@ from devenv import river_jobs as rj
 from devenv.ports import free_port
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.river import (
+    DatabaseError,
     DatabaseUnavailable,
     HeartbeatTableMissing,
     RiverDatabase,
@@ -412,3 +413,24 @@ async def test_a_terminated_connection_is_replaced_on_the_next_scan(
     )
     result = await scan(db, ScanQuery(schema=schema, queues=()))
     assert result.jobs == []
+
+
+async def test_a_blocked_scan_ends_at_the_statement_timeout(
+    river: tuple[str, str | None], schema: str | None
+) -> None:
+    with rj.connect(river[0]) as locker, locker.transaction():
+        locker.execute(
+            psycopg.sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                rj.table(schema, "river_job")
+            )
+        )
+        async with RiverDatabase(river[0], statement_timeout=0.3) as db:
+            with pytest.raises(DatabaseError, match="statement timeout") as raised:
+                await scan(db, ScanQuery(schema=schema, queues=()))
+    assert type(raised.value) is DatabaseError
+
+
+def test_an_unparsable_database_url_is_a_database_error_without_the_secret() -> None:
+    with pytest.raises(DatabaseError, match="cannot be parsed") as raised:
+        RiverDatabase("host=db password='s3cr3t")
+    assert "s3cr3t" not in str(raised.value) and raised.value.__cause__ is None

@@ -56,8 +56,16 @@ class RiverDatabase:
         connect_timeout: float = 5.0,
         max_size: int = 4,
     ) -> None:
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.Error:
+            # The text may hold a password: never echo it, nor chain the parser's message.
+            raise DatabaseError(
+                "the database URL cannot be parsed (expected postgresql://user@host:port/db"
+                " or key=value pairs)"
+            ) from None
         self._dsn = dsn
-        self._password = str(conninfo_to_dict(dsn).get("password") or "")
+        self._password = str(params.get("password") or "")
         self.target = describe_dsn(dsn)
         self.statement_timeout = statement_timeout
         self.connect_timeout = connect_timeout
