@@ -4,6 +4,9 @@ Pods and nodes belong to users; Lifeguard watches them with event handlers only,
 runs without writing annotations or finalizers onto them. Its own JobPolicies get kopf's
 progress annotations under lifeguard.dev and no finalizer (the delete handler is optional: a
 policy deleted while the operator is down has nothing left to stop).
+
+Handlers are coroutines: kopf runs plain functions in threads, and the caches and supervisors
+live on the event loop.
 """
 
 import logging
@@ -51,6 +54,12 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
         if options.pod_selector:
             settings.watching.label_selectors["v1", "pods"] = options.pod_selector
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own carries no default login: use the kubeconfig or the pod's
+        # ServiceAccount, the same credentials as the rest of the operator.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
         await fleet.stop_all()
@@ -58,7 +67,7 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
-    def policy_changed(
+    async def policy_changed(
         *,
         namespace: str | None,
         name: str,
@@ -80,7 +89,7 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
         await fleet.remove(namespace or "", name)
 
     @kopf.on.event("v1", "pods", registry=registry)
-    def pod_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def pod_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
             facts = fleet.inventory.delete_pod(body)
         else:
@@ -91,7 +100,7 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
     if options.nodes:
 
         @kopf.on.event("v1", "nodes", registry=registry)
-        def node_event(*, type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        async def node_event(*, type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
             if type == "DELETED":
                 fleet.inventory.delete_node(name)
             else:

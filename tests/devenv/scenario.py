@@ -43,9 +43,13 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, step:
 
 def install_crd(plane: ControlPlane) -> None:
     plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    plane.kubectl(
-        "wait", "--for=condition=Established", "crd/jobpolicies.lifeguard.dev", "--timeout=60s"
-    )
+
+    def established() -> bool:
+        crd = plane.kubectl_json("get", "crd", "jobpolicies.lifeguard.dev")
+        conditions = (crd.get("status") or {}).get("conditions") or []  # type: ignore[union-attr]
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, 60, "the JobPolicy CRD to be Established")
 
 
 def fast_policy_spec(secret: str = "river-db", **overrides: Any) -> Json:

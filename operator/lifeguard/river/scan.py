@@ -92,8 +92,11 @@ def scan_statement(
     metadata = sql.SQL("j.metadata")
     params: dict[str, Any] = {"limit": query.max_jobs + 1, "progress_chars": PROGRESS_MAX_CHARS}
     if query.store is HeartbeatStore.TABLE:
+        # An attempt refunded by a retry repeats its number: a beat from before this run
+        # started belongs to the previous run, so it is no beat at all.
         heartbeat_join: sql.Composable = sql.SQL(
             "LEFT JOIN {table} AS h ON h.job_id = j.id AND h.attempt = j.attempt"
+            " AND h.beat_at >= j.attempted_at"
         ).format(table=qualified(query.schema, "river_job_heartbeat"))
         beat_at: sql.Composable = sql.SQL("h.beat_at")
         progress_at: sql.Composable = sql.SQL("h.progress_at")
