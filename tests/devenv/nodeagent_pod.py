@@ -67,10 +67,10 @@ def pod_path(namespace: str, name: str) -> str:
 class PodWorker(threading.Thread):
     def __init__(self, ctx: AgentContext, pod: Json) -> None:
         meta = pod["metadata"]
+        # Thread.name is the pod's name too; Thread.__init__ must run before it is set.
+        super().__init__(name=meta["name"], daemon=True)
         self.uid: str = meta["uid"]
         self.namespace: str = meta["namespace"]
-        self.name: str = meta["name"]
-        super().__init__(name=f"pod-{self.namespace}/{self.name}", daemon=True)
         self.ctx = ctx
         self._pod = pod
         self._lock = threading.Lock()
