@@ -33,27 +33,36 @@ def pod_client_id(index_sql: str, pods: int) -> str:
 
 
 def add_running_jobs(
-    conn: psycopg.Connection[Any], count: int, *, pods: int = 100, with_heartbeats: bool = True
+    conn: psycopg.Connection[Any],
+    count: int,
+    *,
+    pods: int = 100,
+    queue: str = QUEUE,
+    first: int = 0,
+    client_sql: str | None = None,
 ) -> None:
-    """Adds `count` running jobs (and their heartbeat rows) in the search path's River tables."""
-    client = pod_client_id("i", pods)
+    """Adds `count` running jobs (and their heartbeat rows) in the search path's River tables.
+
+    `i` runs from first + 1 to first + count; `client_sql` (an SQL expression of i) names each
+    job's River client, by default one of `pods` bench pods.
+    """
+    client = client_sql or pod_client_id("i", pods)
     conn.execute(
         f"""INSERT INTO river_job (args, attempt, attempted_at, attempted_by, kind, max_attempts,
   metadata, priority, queue, state, scheduled_at, tags)
 SELECT {_ARGS}, 1, now() - make_interval(secs => 60 + mod(i, 3600)), ARRAY[{client}], %s, 25,
   '{{}}'::jsonb, 1, %s, 'running', now() - interval '2 hours', '{{}}'::varchar[]
-FROM generate_series(1, %s) AS i""",
-        (KIND, QUEUE, count),
+FROM generate_series(%s::bigint + 1, %s::bigint + %s) AS i""",
+        (KIND, queue, first, first, count),
     )
-    if with_heartbeats:
-        conn.execute(
-            """INSERT INTO river_job_heartbeat (job_id, attempt, client_id, beat_at)
+    conn.execute(
+        """INSERT INTO river_job_heartbeat (job_id, attempt, client_id, beat_at)
 SELECT j.id, j.attempt, j.attempted_by[cardinality(j.attempted_by)],
   now() - make_interval(secs => random() * 10)
 FROM river_job AS j
 WHERE j.state = 'running'
 ON CONFLICT (job_id) DO NOTHING"""
-        )
+    )
     conn.execute("ANALYZE river_job")
     conn.execute("ANALYZE river_job_heartbeat")
 
