@@ -219,6 +219,7 @@ class ControlPlane:
                     binaries["kube-scheduler"],
                     *common,
                     f"--secure-port={health_ports['kube-scheduler']}",
+                    f"--cert-dir={root / 'kube-scheduler-certs'}",
                     f"--kubeconfig={scheduler_config}",
                     f"--authentication-kubeconfig={scheduler_config}",
                     f"--authorization-kubeconfig={scheduler_config}",
