@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,7 +134,12 @@ def test_get_shows_the_printer_columns_from_status(cluster: ControlPlane) -> Non
 
 
 def test_kubectl_explain_shows_the_field_descriptions(cluster: ControlPlane) -> None:
-    explained = cluster.kubectl("explain", "jobpolicy.spec.heartbeat").stdout
+    # The apiserver publishes a new CRD's OpenAPI a moment after it is Established.
+    deadline = time.monotonic() + 60
+    while (done := cluster.kubectl("explain", "jobpolicy.spec.heartbeat", check=False)).returncode:
+        assert time.monotonic() < deadline, done.stderr
+        time.sleep(1)
+    explained = done.stdout
 
     assert "How workers prove that their process is alive (beats)" in explained
     for field in (
