@@ -44,7 +44,7 @@ class NodeAgent:
         self.state_dir = state_dir
         cgroup_root: Path | None = None
         if cgroup_v1_available():
-            cgroup_root = node_cgroup(node_name)
+            cgroup_root = node_cgroup(state_dir)
             # Left by an agent that was killed hard: its processes must not outlive it.
             remove_cgroup_tree(cgroup_root)
         self.memory_mechanism = "cgroup-v1" if cgroup_root else "rss-polling"

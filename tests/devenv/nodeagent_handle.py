@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -28,8 +29,11 @@ def agent_dir(state_dir: Path, node_name: str) -> Path:
     return state_dir / "nodeagent" / node_name
 
 
-def node_cgroup(node_name: str) -> Path:
-    return CGROUP_MEMORY_ROOT / CGROUP_PARENT / node_name
+def node_cgroup(work_dir: Path) -> Path:
+    """The agent's memory cgroup, keyed by its folder: two environments on one machine (tests
+    and a demo, say) may both have a node-1, and must never kill each other's processes."""
+    key = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]
+    return CGROUP_MEMORY_ROOT / CGROUP_PARENT / f"{work_dir.name}-{key}"
 
 
 class NodeAgentError(RuntimeError):
@@ -126,7 +130,7 @@ class NodeAgentHandle:
         """SIGTERM (the agent kills its pods' processes), then SIGKILL; leftovers are killed."""
         self.daemon.stop(signal.SIGTERM, timeout=timeout)
         # An agent killed hard cannot clean up: its cgroups still hold its pods' processes.
-        remove_cgroup_tree(node_cgroup(self.node_name))
+        remove_cgroup_tree(node_cgroup(self.work_dir))
 
 
 def start_node_agent(
@@ -175,5 +179,5 @@ def stop_node_agent(state_dir: Path, node_name: str, timeout: float = 20.0) -> b
     """Stops an agent by its PID file (for `devenv down`); True if one was running."""
     name = daemon_name(node_name)
     stopped = procs.stop_pid_file(procs.run_dir(state_dir) / f"{name}.pid", signal.SIGTERM, timeout)
-    remove_cgroup_tree(node_cgroup(node_name))
+    remove_cgroup_tree(node_cgroup(agent_dir(state_dir, node_name)))
     return stopped
