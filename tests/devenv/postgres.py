@@ -178,17 +178,20 @@ def _initdb(bin_dir: Path, data_dir: Path, user: str | None) -> None:
         "C.UTF-8",
         "--no-sync",
     ]
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=data_dir.parent,
-        user=user,
-        group=user,
-        extra_groups=[] if user else None,
-        timeout=120,
-    )
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=data_dir.parent,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PostgresError(f"initdb could not run: {exc}") from exc
     if done.returncode != 0:
         raise PostgresError(
             f"initdb failed (exit {done.returncode}) after {time.monotonic() - started:.1f}s:\n"
