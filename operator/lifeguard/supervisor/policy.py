@@ -4,11 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from lifeguard.cluster.kube import ObjectRef
 from lifeguard.model.policy import API_VERSION, KIND, JobPolicySpec
-from lifeguard.model.validation import validate_spec
+from lifeguard.model.validation import parse_spec as parse_and_validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +28,7 @@ class SpecError(Exception):
 
 def parse_spec(raw: Mapping[str, Any]) -> JobPolicySpec:
     """The spec, or SpecError naming each offending field (what the CRD's rules cannot catch)."""
-    try:
-        spec = JobPolicySpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise SpecError(problems) from None
-    found = validate_spec(spec)
-    if found:
-        raise SpecError("; ".join(found))
+    spec, problems = parse_and_validate(raw)
+    if spec is None or problems:
+        raise SpecError("; ".join(problems))
     return spec
