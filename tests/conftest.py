@@ -11,19 +11,17 @@ import itertools
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devenv.controlplane import ControlPlane
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate
+from devenv.river import RiverDatabase, migrate
 from devenv.tools import repo_root
 
 _KEPT_STATE = pytest.StashKey[Path]()
-
-RiverDatabase = Callable[..., str]
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
 
 from devenv.tools import tool_bin
+
+
+class RiverDatabase(Protocol):
+    """The `river_database` fixture: a fresh database with River migrated; returns its DSN."""
+
+    def __call__(self, schema: str | None = None) -> str: ...
 
 
 class MigrationError(RuntimeError):

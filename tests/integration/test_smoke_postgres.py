@@ -7,9 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import RiverDatabase
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate_list
+from devenv.river import RiverDatabase, migrate_list
 
 pytestmark = pytest.mark.integration
 
