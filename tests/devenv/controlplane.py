@@ -111,6 +111,10 @@ class ControlPlane:
         sa_key.touch(mode=0o600)
         sa_key.write_bytes(sa_private)
         sa_pub.write_bytes(sa_public)
+        # The aggregation layer's front proxy identity; with it the apiserver publishes a
+        # request-header CA, which the controller manager's and scheduler's delegated
+        # authentication otherwise keep reporting as missing.
+        proxy_crt, proxy_key = ca.issue("front-proxy-client").write(pki_dir, "front-proxy-client")
         admin = ca.issue("lifeguard-admin", ["system:masters"])
         admin_crt, admin_key = admin.write(pki_dir, "admin")
         self.kubeconfig.write_text(pki.kubeconfig(self.server, ca.cert_pem, "admin", admin))
@@ -166,6 +170,13 @@ class ControlPlane:
                 # Endpoints may not hold loopback addresses, and nothing here reaches the
                 # apiserver through the `kubernetes` Service.
                 "--endpoint-reconciler-type=none",
+                f"--requestheader-client-ca-file={ca_crt}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={proxy_crt}",
+                f"--proxy-client-key-file={proxy_key}",
                 "--allow-privileged=true",
                 "--profiling=false",
             ],

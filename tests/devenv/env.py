@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def up(state_dir: Path, nodes: int = 2) -> Environment:
     On failure, stops what it started and keeps the state folder (logs in <state>/logs/).
     """
     state_dir = state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _start_fresh(state_dir)
     timings: dict[str, float] = {}
     try:
         began = time.monotonic()
@@ -102,6 +103,27 @@ def up(state_dir: Path, nodes: int = 2) -> Environment:
     except BaseException:
         down(state_dir)
         raise
+
+
+def _start_fresh(state_dir: Path) -> None:
+    """Empties a state folder left by an earlier, stopped `up`; refuses a running one.
+
+    Reusing old etcd or PostgreSQL data would mix a new PKI with old service account tokens
+    and an existing database, so every `up` starts from nothing.
+    """
+    running = [p.stem for p in procs.run_dir(state_dir).glob("*.pid") if procs.pid_alive(p)]
+    if running:
+        raise RuntimeError(
+            f"{state_dir} is in use ({', '.join(sorted(running))} running): "
+            f"run `python -m devenv down --state-dir {state_dir}` first"
+        )
+    if state_dir.exists():
+        for entry in state_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    state_dir.mkdir(parents=True, exist_ok=True)
 
 
 def write_env_file(environment: Environment) -> Path:
