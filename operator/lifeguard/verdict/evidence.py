@@ -14,6 +14,8 @@ from lifeguard.model.observation import ContainerFacts, Observation, PodFacts, T
 # The API reports container start times in whole seconds and the process starts a moment after
 # its container; a container counts as restarted under a client only when it started clearly
 # after that client.
+# Container timestamps in the API are RFC 3339 with whole seconds.
+API_TIME_PRECISION = timedelta(seconds=1)
 CLIENT_START_TOLERANCE = timedelta(seconds=2)
 
 SIGKILL = 9
@@ -161,6 +163,9 @@ def _after_job_taken(obs: Observation, terminated: TerminatedFacts) -> bool:
     finished = terminated.finished_at
     if finished is None:
         return True
+    # The API keeps whole seconds: a process that died in the same second its client started
+    # (a crash or OOM right after the job was taken) shows a finish before the start.
+    finished += API_TIME_PRECISION
     if obs.client_started_at is not None:
         return finished > obs.client_started_at
     return finished > obs.job.attempted_at
