@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RiverDatabase
+from devenv.river import RiverDatabase
 from devenv.tools import repo_root
 from devenv.worker import GO_ENV
 

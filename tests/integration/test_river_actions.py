@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import Backoff
 from lifeguard.river import (
     Applied,

@@ -19,8 +19,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import Backoff
 from lifeguard.river import (
     CancelRequest,

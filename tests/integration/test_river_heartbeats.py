@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from devenv.worker import build_worker
 from lifeguard.cli import main
 from lifeguard.river import (

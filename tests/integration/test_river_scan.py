@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
 from devenv.ports import free_port
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.river import (
     DatabaseError,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 from psycopg import sql
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import river_jobs as rj
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.river import heartbeat_table_ddl
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from conftest import RiverDatabase as RiverDatabaseFactory
 from devenv import procs
 from devenv import river_jobs as rj
+from devenv.river import RiverDatabase as RiverDatabaseFactory
 from devenv.worker import build_worker
 from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
