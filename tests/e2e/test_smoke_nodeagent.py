@@ -223,22 +223,30 @@ def test_worker_over_its_memory_limit_is_oom_killed_and_its_river_job_stays_runn
 
 @pytest.fixture
 def doomed_node(
-    start_agent: Callable[[str], NodeAgentHandle], kube: KubeClient
+    start_agent: Callable[[str], NodeAgentHandle],
+    kube: KubeClient,
+    node_agents: list[NodeAgentHandle],
 ) -> Iterator[NodeAgentHandle]:
-    """A node of its own for a test that fails it; removed afterwards with its pods."""
+    """A node of its own for a test that fails it; removed afterwards with its pods.
+
+    The healthy `node_agents` must exist: when every node of a zone is not ready, the
+    node-lifecycle controller assumes a control-plane side outage ("master disruption mode")
+    and evicts nothing.
+    """
     agent = start_agent(unique("doomed"))
     yield agent
     agent.stop()
     pods = kube.get("/api/v1/pods", fieldSelector=f"spec.nodeName={agent.node_name}")
-    for pod in pods["items"]:
-        meta = pod["metadata"]
-        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-        kube.delete(path, {"gracePeriodSeconds": 0})
-    try:
-        kube.delete(f"/api/v1/nodes/{agent.node_name}")
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
+    paths = [
+        f"/api/v1/namespaces/{p['metadata']['namespace']}/pods/{p['metadata']['name']}"
+        for p in pods["items"]
+    ]
+    for path in [*paths, f"/api/v1/nodes/{agent.node_name}"]:
+        try:
+            kube.delete(path, {"gracePeriodSeconds": 0})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
 
 
 def process_state(pid: int) -> str:
