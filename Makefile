@@ -82,6 +82,11 @@ devenv: venv postgres tools
 devenv-down: venv
 	PYTHONPATH=tests $(PY) -m devenv down --state-dir $(or $(STATE_DIR),build/devenv)
 
+# Lifeguard's main job on the local environment, in about two minutes once the tools are
+# cached (tests/devenv/demo.py). KEEP=1 leaves the environment running and says how to use it.
+demo: venv postgres tools
+	PYTHONPATH=tests $(PY) -m devenv.demo $(if $(KEEP),--keep)
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 

@@ -1,0 +1,152 @@
+"""`make demo`: Lifeguard doing its job on the local environment, in one command.
+
+    PYTHONPATH=tests .venv/bin/python -m devenv.demo [--keep] [--state-dir DIR] [--plain]
+
+Builds the tools if they are not cached, starts PostgreSQL with River, the control plane and
+two node agents, installs the chart, runs the operator as the chart's ServiceAccount, plays the
+scenario of devenv.demo_scenario and prints the timeline, `kubectl get jp`, the River rows and a
+summary against River's own rescuer. Then it stops everything, unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devenv import env, procs
+from devenv.demo_output import Narrator
+from devenv.demo_report import river_rows, summary
+from devenv.demo_scenario import POLICY, Demo, Outcome, Stage, problems
+from devenv.nodeagent import NodeAgentHandle
+from devenv.tools import repo_root
+from devenv.worker import build_worker
+
+TOOLS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "helm",
+    "river",
+)
+STEADY_NODE, DOOMED_NODE = env.node_name(1), env.node_name(2)
+
+
+def build_tools(out: Narrator) -> None:
+    """tools/build.sh per tool: instant when cached, its own progress lines when building."""
+    out.step("Go tools: " + ", ".join(TOOLS) + " (built once into the cache)")
+    script = repo_root() / "tools" / "build.sh"
+    for name in TOOLS:
+        # stderr stays the terminal's: a first build says what it builds and how long it took.
+        subprocess.run([str(script), name], check=True, stdout=subprocess.DEVNULL)
+    out.step("the example River worker (go build when its sources changed)")
+    build_worker()
+
+
+def fresh_state(state_dir: Path, out: Narrator) -> None:
+    """A previous `--keep` run may still be up in the same folder: stop it and start clean."""
+    if state_dir.exists():
+        stopped = env.down(state_dir)
+        if stopped:
+            out.step(f"stopped a previous demo in {state_dir}: {', '.join(stopped)}")
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def play(state_dir: Path, out: Narrator) -> tuple[Demo, Outcome]:
+    out.step("PostgreSQL with River's schema, the control plane, node agents node-1 and node-2")
+    environment = env.up(state_dir, nodes=2)
+    timings = ", ".join(f"{k} {v:.0f}s" for k, v in environment.timings.items())
+    out.step(f"environment ready ({timings})")
+    stage = Stage(
+        plane=environment.control_plane,
+        database_url=environment.database_url,
+        state_dir=state_dir,
+        worker=build_worker(),
+        steady_node=STEADY_NODE,
+        doomed_node=NodeAgentHandle.attach(state_dir, DOOMED_NODE),
+    )
+    demo = Demo(stage, out)
+    demo.set_up()
+    return demo, demo.play()
+
+
+def report(demo: Demo, outcome: Outcome, out: Narrator) -> list[str]:
+    out.heading(f"kubectl get jp -n {demo.stage.namespace}")
+    out.block(demo.kubectl_get_jp())
+    out.heading("River rows of the affected jobs and the healthy long ones")
+    river_rows(out, outcome)
+    out.heading("Summary: Lifeguard against River's rescuer alone (RescueStuckJobsAfter=1h)")
+    summary(out, outcome)
+    found = problems(outcome)
+    out.say("")
+    if found:
+        for problem in found:
+            out.say(f"UNEXPECTED: {problem}")
+    else:
+        out.ok("every injected failure was handled with the right cause; healthy jobs untouched")
+    return found
+
+
+def keep_instructions(state_dir: Path, demo: Demo, out: Narrator) -> None:
+    root = repo_root()
+    namespace = demo.stage.namespace
+    out.heading("The environment keeps running (--keep)")
+    out.block(
+        f"""source {state_dir / "env.sh"}
+kubectl get jp -n {namespace}
+kubectl describe jp {POLICY} -n {namespace}
+{root / ".venv" / "bin" / "lifeguard"} explain {POLICY} -n {namespace}
+kubectl get pods -n {namespace} -o wide
+psql "$DATABASE_URL" -c 'SELECT id, kind, state, attempt, errors FROM river_job ORDER BY id'
+logs: {procs.log_dir(state_dir)}
+stop: make devenv-down STATE_DIR={state_dir}"""
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devenv.demo", description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="leave the environment running")
+    parser.add_argument("--state-dir", type=Path, default=repo_root() / "build" / "demo")
+    parser.add_argument("--plain", action="store_true", help="no colours")
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir.resolve()
+    out = Narrator(color=False) if args.plain else Narrator.for_terminal()
+    began = time.monotonic()
+
+    out.heading("River Lifeguard demo: setting up")
+    demo: Demo | None = None
+    succeeded = False
+    try:
+        build_tools(out)
+        fresh_state(state_dir, out)
+        demo, outcome = play(state_dir, out)
+        succeeded = not report(demo, outcome, out)
+    except KeyboardInterrupt:
+        out.say("interrupted")
+    except Exception as exc:
+        out.say(f"the demo failed: {exc}")
+        out.say(f"logs: {procs.log_dir(state_dir)}")
+    finally:
+        if args.keep and demo is not None:
+            demo.timeline.stop()
+            keep_instructions(state_dir, demo, out)
+        else:
+            if demo is not None:
+                demo.close()
+            stopped = env.down(state_dir)
+            out.step(f"cleaned up: stopped {', '.join(stopped) or 'nothing'}")
+            if succeeded:
+                shutil.rmtree(state_dir, ignore_errors=True)
+            else:
+                out.step(f"kept {state_dir} for its logs")
+    out.step(f"the demo took {time.monotonic() - began:.0f}s")
+    return 0 if succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""The demo's story: workers, a mix of jobs, four failures injected one after another.
+
+`Demo.set_up()` installs the chart and runs the operator under its identity, applies a policy
+with second-scale timings and starts the worker pods; `Demo.play()` enqueues the jobs, injects
+an OOM kill, a node failure, a frozen process and a stuck job, waits for Lifeguard to handle
+each, lets a standby worker finish what was retried, and returns the `Outcome`. `make demo`
+and tests/e2e/test_demo.py run this same code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devenv.controlplane import ControlPlane
+from devenv.demo_chart import install_chart, start_chart_operator, uninstall_chart
+from devenv.demo_output import Narrator
+from devenv.demo_timeline import Decision, Timeline
+from devenv.nodeagent import NodeAgentHandle
+from devenv.nodeagent_kube import KubeClient
+from devenv.operator import OperatorProcess
+from devenv.scenario import (
+    Scenario,
+    fast_policy_spec,
+    lifeguard_errors,
+    migrate_heartbeats,
+    untouched,
+    wait_for,
+)
+
+Json = dict[str, Any]
+POLICY = "workers"
+SECRET = "river-db"
+HEALTHY_SECONDS = 80.0
+BILLING_SECONDS = 20.0
+
+
+def demo_policy_spec() -> Json:
+    """Beats every second, stale after 3 missed; progress judged on two queues after 5 s.
+
+    An unresponsive worker's pod is restarted; if it is still not gone 30 s later (its node is
+    dead, nobody carries out the restart) the job is retried. The node turns NotReady sooner
+    (the control plane's node-monitor grace period is 15 s), so the demo shows NodeLost.
+    """
+    return fast_policy_spec(
+        secret=SECRET,
+        tiers=[{"match": {"queues": ["reports", "index"]}, "progressTimeout": "5s"}],
+        actions={
+            "stuck": {"action": "Cancel", "then": "RestartPod", "after": "6s"},
+            "unresponsive": {"action": "RestartPod", "then": "Retry", "after": "30s"},
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where the demo plays: a cluster with a steady node and a node that will die."""
+
+    plane: ControlPlane
+    database_url: str
+    state_dir: Path
+    worker: Path
+    steady_node: str
+    doomed_node: NodeAgentHandle
+    namespace: str = "demo"
+    release: str = "river-lifeguard"
+    release_namespace: str = "lifeguard-system"
+    operator_name: str = "operator"
+
+
+@dataclass
+class Injection:
+    """One injected failure and what came of it."""
+
+    title: str
+    job_id: int
+    kind: str
+    pod: str
+    failed_at: datetime  # when the failure happened (the kill, the freeze, the last progress)
+    attempted_at: datetime  # of the attempt that failed: River's rescuer counts from it
+    actions: list[Decision] = field(default_factory=list)  # Lifeguard's, applied, in order
+
+    @property
+    def first(self) -> Decision | None:
+        return self.actions[0] if self.actions else None
+
+    @property
+    def release(self) -> Decision | None:
+        """The action that took the job out of `running`: a retry, cancel or discard."""
+        return next((d for d in self.actions if d.action in RELEASING), None)
+
+    def seconds_after_failure(self, decision: Decision | None) -> float | None:
+        if decision is None:
+            return None
+        return max(0.0, (decision.time - self.failed_at).total_seconds())
+
+    def story(self) -> str:
+        """Lifeguard's actions, e.g. "RestartPod (Unresponsive/BeatStale), Retry (...)"."""
+        return ", ".join(f"{d.action} ({d.verdict})" for d in self.actions) or "nothing seen"
+
+
+RELEASING = ("Retry", "Cancel", "Discard")
+
+
+@dataclass
+class Outcome:
+    injections: list[Injection]
+    healthy: list[int]
+    short: list[int]
+    rows: dict[int, Json]
+    decisions: list[Decision]
+    healthy_seconds: float = HEALTHY_SECONDS
+    kinds: dict[int, str] = field(default_factory=dict)
+
+    def injection(self, title: str) -> Injection:
+        return next(i for i in self.injections if i.title == title)
+
+
+class Demo:
+    def __init__(self, stage: Stage, out: Narrator) -> None:
+        self.stage = stage
+        self.out = out
+        self.world = Scenario(
+            plane=stage.plane,
+            kube=KubeClient(stage.plane.kubeconfig),
+            namespace=stage.namespace,
+            dsn=stage.database_url,
+            worker=stage.worker,
+        )
+        self.operator: OperatorProcess | None = None
+        self.timeline = Timeline(self.world, POLICY, out)
+        self.kinds: dict[int, str] = {}
+
+    # -- set-up --------------------------------------------------------------------------
+    def set_up(self) -> None:
+        stage, out, world = self.stage, self.out, self.world
+        out.step(f"namespace {stage.namespace}: the River database's Secret, the heartbeat table")
+        world.create_namespace()
+        world.create_secret(SECRET, stage.database_url)
+        migrate_heartbeats(stage.database_url)
+
+        out.step(f"helm install {stage.release} charts/river-lifeguard (CRD, ServiceAccount, RBAC)")
+        account = install_chart(
+            stage.plane, stage.release, stage.release_namespace, [stage.namespace]
+        )
+        out.step(
+            f"operator: lifeguard run --namespace {stage.namespace}, as"
+            f" system:serviceaccount:{stage.release_namespace}:{account}"
+        )
+        self.operator = start_chart_operator(
+            stage.plane,
+            stage.state_dir,
+            account,
+            stage.release_namespace,
+            [stage.namespace],
+            name=stage.operator_name,
+        )
+
+        out.step(
+            f"JobPolicy {POLICY}: beats every 1s, stale after 3 missed, progress timeout 5s"
+            " on queues reports and index"
+        )
+        world.apply_policy(POLICY, demo_policy_spec())
+        world.wait_condition(POLICY, "Ready", "True", timeout=60)
+
+        steady, doomed = stage.steady_node, stage.doomed_node.node_name
+        for name, queue, node, extra in (
+            ("reports", "reports", steady, {}),
+            ("importer", "imports", steady, {"memory": "96Mi"}),
+            ("billing", "billing", doomed, {}),
+            ("mailer", "mail", steady, {"grace_seconds": 2}),
+            ("indexer", "index", steady, {}),
+        ):
+            limit = f", memory limit {extra['memory']}" if "memory" in extra else ""
+            out.step(f"worker pod {name} on {node}: queue {queue}{limit}")
+            world.worker_pod(name, queue, node=node, **extra)
+
+    # -- the story -----------------------------------------------------------------------
+    def enqueue(self, kind: str, args: Json, queue: str) -> int:
+        job_id = self.world.enqueue(kind, args, queue=queue)
+        self.kinds[job_id] = kind
+        self.timeline.track(job_id, kind)
+        return job_id
+
+    def play(self) -> Outcome:
+        out, world = self.out, self.world
+        out.heading("Timeline")
+        out.say(
+            f"2 long healthy jobs ({HEALTHY_SECONDS:.0f}s each, progress every 2s) and 3 short"
+            " ones on queue reports; Lifeguard must leave them alone"
+        )
+        self.timeline.start()
+        healthy = [
+            self.enqueue(
+                "sleep", {"seconds": HEALTHY_SECONDS, "progress_every_seconds": 2}, "reports"
+            )
+            for _ in range(2)
+        ]
+        short = [self.enqueue("sleep", {"seconds": s}, "reports") for s in (1, 2, 3)]
+        for job_id in short:
+            world.wait_job(job_id, "completed", timeout=30)
+
+        injections = [self._oom(), self._node_failure(), self._frozen(), self._stuck()]
+
+        self.timeline.catch_up()
+        out.note(
+            "Standby worker",
+            "a healthy pod takes the imports, billing and mail queues; the retried jobs run"
+            " again there, the cancelled one stays cancelled",
+        )
+        world.worker_pod(
+            "standby",
+            "imports,billing,mail",
+            node=self.stage.steady_node,
+            env={"WORKER_TAME": "true"},
+        )
+        for injection in injections:
+            if injection.title != "Stuck job":
+                world.wait_job(injection.job_id, "completed", timeout=90)
+        for job_id in healthy:
+            world.wait_job(job_id, "completed", timeout=HEALTHY_SECONDS + 60)
+        self.timeline.catch_up()
+        self.timeline.stop()
+
+        rows = {job_id: world.job(job_id) for job_id in [*self.kinds]}
+        for injection in injections:
+            self._settle(injection)
+        return Outcome(
+            injections=injections,
+            healthy=healthy,
+            short=short,
+            rows=rows,
+            decisions=list(self.timeline.decisions),
+            kinds=dict(self.kinds),
+        )
+
+    def _start(self, title: str, explanation: str, kind: str, args: Json, queue: str) -> int:
+        self.timeline.catch_up()
+        self.out.inject(title, explanation)
+        job_id = self.enqueue(kind, args, queue)
+        return job_id
+
+    def _started(self, job_id: int, pod: str) -> datetime:
+        """When `pod` began the job's current attempt (it may have ended already)."""
+
+        def on_pod() -> Json | None:
+            row = self.world.job(job_id)
+            by = row["attempted_by"] or []
+            return row if by and by[-1].startswith(pod + "_") else None
+
+        attempted_at: datetime = wait_for(on_pod, 30, f"job {job_id} to start on {pod}")[
+            "attempted_at"
+        ]
+        return attempted_at
+
+    def _container_end(self, pod: str) -> datetime:
+        def ended() -> str | None:
+            found = self.world.pod(pod) or {}
+            for status in (found.get("status") or {}).get("containerStatuses") or []:
+                terminated = (status.get("state") or {}).get("terminated")
+                if terminated and terminated.get("finishedAt"):
+                    return str(terminated["finishedAt"])
+            return None
+
+        finished = wait_for(ended, 60, f"pod {pod}'s container to end")
+        return datetime.fromisoformat(finished.replace("Z", "+00:00"))
+
+    def _oom(self) -> Injection:
+        job_id = self._start(
+            "OOM kill",
+            "an import job allocates memory until its pod's 96Mi limit; the kernel kills it",
+            "eat",
+            {"mb_per_step": 16, "step_ms": 300},
+            "imports",
+        )
+        attempted_at = self._started(job_id, "importer")
+        killed_at = self._container_end("importer")
+        injection = Injection("OOM kill", job_id, "eat", "importer", killed_at, attempted_at)
+        self._await_retry(injection)
+        return injection
+
+    def _node_failure(self) -> Injection:
+        doomed = self.stage.doomed_node
+        job_id = self._start(
+            "Node failure",
+            f"a {BILLING_SECONDS:.0f}s billing job starts on {doomed.node_name}; then the node"
+            " dies (kubelet silent, processes killed)",
+            "sleep",
+            {"seconds": BILLING_SECONDS, "progress_every_seconds": 1},
+            "billing",
+        )
+        attempted_at = self._started(job_id, "billing")
+        time.sleep(3)
+        doomed.fail_node("kill")
+        injection = Injection("Node failure", job_id, "sleep", "billing", _now(), attempted_at)
+        self.out.say(
+            f"{doomed.node_name} stops renewing its Lease; Kubernetes marks it NotReady after"
+            " its grace period"
+        )
+        self._await_retry(injection, timeout=120)
+        return injection
+
+    def _frozen(self) -> Injection:
+        job_id = self._start(
+            "Frozen process",
+            "a mail job stops its own process with SIGSTOP after 2s: the pod stays Running,"
+            " the beats stop",
+            "freeze",
+            {"after_seconds": 2},
+            "mail",
+        )
+        attempted_at = self._started(job_id, "mailer")
+        frozen_at = attempted_at + timedelta(seconds=2)
+        injection = Injection("Frozen process", job_id, "freeze", "mailer", frozen_at, attempted_at)
+        self._await_retry(injection, timeout=90)
+        return injection
+
+    def _stuck(self) -> Injection:
+        job_id = self._start(
+            "Stuck job",
+            "an index job reports progress for 3s, then its logic stops advancing while its"
+            " process keeps beating",
+            "stall",
+            {"progress_for_seconds": 3},
+            "index",
+        )
+        attempted_at = self._started(job_id, "indexer")
+        stalled_at = attempted_at + timedelta(seconds=3)
+        injection = Injection("Stuck job", job_id, "stall", "indexer", stalled_at, attempted_at)
+        self.world.wait_job(job_id, "cancelled", timeout=60)
+        self._settle(injection)
+        return injection
+
+    def _await_retry(self, injection: Injection, timeout: float = 60) -> None:
+        """Until Lifeguard's retry is on the row (its reason in River's errors)."""
+
+        def retried() -> Json | None:
+            row = self.world.job(injection.job_id)
+            return row if lifeguard_errors(row) and row["state"] != "running" else None
+
+        wait_for(retried, timeout, f"Lifeguard to retry job {injection.job_id}")
+        self._settle(injection)
+
+    def _settle(self, injection: Injection) -> None:
+        """Fills in Lifeguard's applied actions on the injected job, as the timeline saw them."""
+        decisions = self.timeline.decisions_for(injection.job_id)
+        applied = [d for d in decisions if d.applied and d.time >= injection.attempted_at]
+        injection.actions = sorted(applied, key=lambda d: d.time)
+
+    # -- after ---------------------------------------------------------------------------
+    def kubectl_get_jp(self) -> str:
+        done = self.stage.plane.kubectl("get", "jp", "-n", self.stage.namespace)
+        return done.stdout
+
+    def explain(self) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "lifeguard.cli", "explain", POLICY, "-n", self.stage.namespace],
+            env={"KUBECONFIG": str(self.stage.plane.kubeconfig), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.stdout if done.returncode == 0 else done.stderr
+
+    def close(self, remove: Callable[[], None] | None = None) -> None:
+        """Stops the timeline and the operator; `remove` also deletes what set_up made."""
+        self.timeline.stop()
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
+        if remove is not None:
+            remove()
+
+    def remove(self) -> None:
+        """Deletes the namespace and uninstalls the chart (for a shared cluster, as in tests)."""
+        for pod in self.world.pods:
+            self.world.plane.kubectl(
+                "delete", "pod", pod, "-n", self.stage.namespace, "--wait=false",
+                "--grace-period=0", "--force", check=False,
+            )  # fmt: skip
+        self.world.cleanup()
+        uninstall_chart(self.stage.plane, self.stage.release, self.stage.release_namespace)
+        self.stage.plane.kubectl(
+            "delete", "namespace", self.stage.release_namespace, "--wait=false", check=False
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# What each failure must get: the verdicts of Lifeguard's applied actions in order, the reason
+# prefix of its entry in River's errors (None: no retry), the final state and attempt.
+EXPECTED: dict[str, tuple[list[str], str | None, str, int]] = {
+    "OOM kill": (
+        ["ResourceExhausted/OOMKilled"],
+        "lifeguard: ResourceExhausted/OOMKilled",
+        "completed",
+        2,  # counted: the memory hog may fail again, River's max_attempts must bound it
+    ),
+    # The beats stop before the node turns NotReady: first a pod restart (which a dead kubelet
+    # never carries out), then NodeLost. The attempt is refunded: the rerun is attempt 1 again.
+    "Node failure": (
+        ["Unresponsive/BeatStale", "InfrastructureDeath/NodeLost"],
+        "lifeguard: InfrastructureDeath/NodeLost",
+        "completed",
+        1,
+    ),
+    "Frozen process": (
+        ["Unresponsive/BeatStale", "InfrastructureDeath/"],
+        "lifeguard: InfrastructureDeath/",
+        "completed",
+        1,
+    ),
+    "Stuck job": (["Stuck/ProgressStale"], None, "cancelled", 1),
+}
+
+
+def problems(outcome: Outcome) -> list[str]:
+    """What differs from the expected story; empty when the demo went as it should."""
+    found: list[str] = []
+    for injection in outcome.injections:
+        verdicts, error, state, attempt = EXPECTED[injection.title]
+        row = outcome.rows[injection.job_id]
+        name = f"job {injection.job_id} ({injection.title})"
+        seen = [d.verdict for d in injection.actions]
+        if len(seen) != len(verdicts) or not all(
+            v.startswith(prefix) for v, prefix in zip(seen, verdicts, strict=False)
+        ):
+            found.append(f"{name}: Lifeguard's verdicts {seen}, expected {verdicts}")
+        errors = lifeguard_errors(row)
+        if error is not None and not any(e.startswith(error) for e in errors):
+            found.append(f"{name}: no River error starting {error!r}: {errors}")
+        if error is None and errors:
+            found.append(f"{name}: unexpected retries {errors}")
+        if (row["state"], row["attempt"]) != (state, attempt):
+            found.append(
+                f"{name}: {row['state']} in attempt {row['attempt']}, expected {state} in"
+                f" attempt {attempt}"
+            )
+        if state == "cancelled" and "cancel_attempted_at" not in (row["metadata"] or {}):
+            found.append(f"{name}: cancelled without River's cancel_attempted_at")
+    for job_id in outcome.healthy + outcome.short:
+        row = outcome.rows[job_id]
+        if (row["state"], row["attempt"]) != ("completed", 1) or not untouched(row):
+            found.append(
+                f"healthy job {job_id}: {row['state']} in attempt {row['attempt']},"
+                f" errors {row['errors']}, metadata {row['metadata']}"
+            )
+        if any(d.job_id == job_id for d in outcome.decisions):
+            found.append(f"healthy job {job_id}: Lifeguard decided something about it")
+    return found
