@@ -118,6 +118,12 @@ class NodeAgent:
         else:
             worker.update(pod)
 
+    def _dispatch_safely(self, event_type: str, pod: Json) -> None:
+        try:
+            self._dispatch(event_type, pod)
+        except Exception:  # an odd pod must not stop the agent from serving the others
+            log.exception("could not handle %s of %s", event_type, pod.get("metadata"))
+
     def _list_and_watch(self) -> None:
         path = "/api/v1/pods"
         selector = f"spec.nodeName={self.ctx.node_name}"
@@ -126,9 +132,9 @@ class NodeAgent:
         with self._lock:
             vanished = [uid for uid in self.workers if uid not in seen]
         for uid in vanished:
-            self._dispatch("DELETED", {"metadata": {"uid": uid}})
+            self._dispatch_safely("DELETED", {"metadata": {"uid": uid}})
         for pod in listed.get("items") or []:
-            self._dispatch("MODIFIED", pod)
+            self._dispatch_safely("MODIFIED", pod)
         version = listed["metadata"]["resourceVersion"]
         while not self.ctx.stopping.is_set():
             for event in self.ctx.kube.watch(
@@ -140,10 +146,7 @@ class NodeAgent:
                     return
                 version = obj.get("metadata", {}).get("resourceVersion", version)
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    try:
-                        self._dispatch(str(kind), obj)
-                    except Exception:  # an odd pod must not stop the watch
-                        log.exception("could not handle %s of %s", kind, obj.get("metadata"))
+                    self._dispatch_safely(str(kind), obj)
                 if self.ctx.stopping.is_set():
                     return
 

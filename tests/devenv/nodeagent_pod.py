@@ -149,7 +149,8 @@ class PodWorker(threading.Thread):
                 return
             if not terminal_on_arrival:
                 self._reap_and_restart()
-                self._post_status()
+                if self._post_status() and self._cgroups_done():
+                    terminal_on_arrival = True  # nothing runs or restarts any more
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 
@@ -293,19 +294,22 @@ class PodWorker(threading.Thread):
             },
         }
 
-    def _post_status(self) -> None:
+    def _post_status(self) -> bool:
+        """Reports the pod's status if it changed; False if that failed (retried next time)."""
         body = self._status()
         if body == self._last_posted or self.ctx.node_failed.is_set():
-            return
+            return True
         try:
             self.ctx.kube.patch(pod_path(self.namespace, self.name) + "/status", body)
             self._last_posted = body
+            return True
         except ApiError as exc:
             if exc.status in (404, 409):
                 log.info("pod %s/%s gone while reporting status", self.namespace, self.name)
                 self._removed = True
             else:
                 log.warning("pod %s/%s: status update failed: %s", self.namespace, self.name, exc)
+            return False
 
     def _terminate(self) -> None:
         """SIGTERM, the pod's grace period, SIGKILL; then report and complete the deletion."""
@@ -350,6 +354,14 @@ class PodWorker(threading.Thread):
                 log.warning("pod %s/%s: delete failed: %s", self.namespace, self.name, exc)
                 if self.ctx.stopping.wait(1.0):
                     return
+
+    def _cgroups_done(self) -> bool:
+        """Once every container finished for good, its cgroups go (the pod object stays)."""
+        if self.processes or not all(r.finished for r in self.records):
+            return False
+        if self.ctx.cgroup_root is not None:
+            remove_cgroup_tree(self.ctx.cgroup_root / self.uid)
+        return True
 
     def _cleanup(self) -> None:
         for process in list(self.processes.values()):

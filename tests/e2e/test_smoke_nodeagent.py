@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from devenv.nodeagent import NodeAgentHandle
+from devenv.nodeagent_handle import node_cgroup
 from devenv.nodeagent_kube import ApiError, KubeClient
 from devenv.nodeagent_spec import pod_hostname
 from devenv.nodeagent_testing import (
@@ -85,6 +86,9 @@ def test_pod_process_has_the_pod_name_as_hostname_and_reports_its_exit(
     assert pod is not None
     assert pod["status"]["phase"] == "Failed"
     assert main_status(pod)["restartCount"] == 0
+    node = next(a for a in node_agents if a.node_name == pod["spec"]["nodeName"])
+    cgroup = node_cgroup(node.work_dir) / pod["metadata"]["uid"]
+    wait_for(lambda: not cgroup.exists(), 10, "the pod's cgroup to be removed")
 
 
 def test_on_failure_pod_is_restarted_with_its_last_state_kept(
