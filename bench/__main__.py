@@ -17,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.cluster import run_cluster
 from bench.config import BenchConfig
 from bench.database import run_database
 from bench.figures import Results, write
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_section(section: str, config: BenchConfig, state_dir: Path, results: Results) -> None:
-    runners = {"database": run_database}
+    runners = {"database": run_database, "cluster": run_cluster}
     runners[section](config, state_dir, results)
 
 

@@ -39,10 +39,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "infra_death_to_retryable_p50_s",
         "s",
-        "Worker pods on node agents run one long `sleep` job each; the bench OOM-kills half of"
-        " them (a memory-eating kind under a memory limit) and deletes the other half (grace 0)."
-        " From the container's `finishedAt` (OOM) or the DELETE call (deletion) to the job's"
-        " state change, seen by polling river_job every BENCH_POLL_INTERVAL_S (50 ms).",
+        "Worker pods on node agents, one job each: half run an `eat` job under a 64Mi limit and"
+        " are OOM-killed, half run a `sleep` job and are deleted (grace 0). From the kill (the"
+        " node agent's log line, ms stamps: the API's finishedAt has whole seconds) or the"
+        " DELETE call to the job leaving `running`, seen by polling river_job every 50 ms"
+        " (BENCH_POLL_INTERVAL_S). Policy with Lifeguard's defaults; the operator's fast path.",
     ),
     Figure(
         "infra_death_to_retryable_p99_s",
@@ -54,40 +55,41 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "node_loss_to_retryable_p50_s",
         "s",
-        "A node agent's node fails (leases stop, processes frozen) with jobs running on it; from"
-        " the failure call to each job being retryable. The policy uses default heartbeat"
-        " settings (10 s interval, 3 missed beats) and the controller-manager's default node"
-        " monitor grace.",
+        "A node agent's node fails (Lease and status stop, its processes are SIGKILLed) with"
+        " `sleep` jobs running on it; from the failure call to each job leaving `running`"
+        " (polled every 50 ms). Lifeguard's default heartbeat settings (10 s beats, 3 missed);"
+        " the devenv control plane's node-monitor-grace-period is 15 s (Kubernetes default:"
+        " 50 s, see notes).",
         "≤ 45 s",
         _at_most(45.0),
     ),
     Figure(
         "stuck_detect_over_timeout_p50_s",
         "s",
-        "A `stuck` job beats but never reports progress under a tier with progressTimeout;"
-        " from attempted_at + progressTimeout to the job's cancel request"
-        " (metadata cancel_attempted_at, written with the database clock).",
+        "`stall` jobs report progress for 2 s, then beat without progress, under a tier with"
+        " progressTimeout 20s; from their last progress_at + progressTimeout to the cancel"
+        " request (metadata cancel_attempted_at), both database-clock times.",
     ),
     Figure(
         "river_rescuer_default_s",
         "s",
-        "River's default RescueStuckJobsAfter (rivercommon / river.Config), read from the"
-        " River module in the Go module cache.",
+        "River's default RescueStuckJobsAfter (JobRescuerRescueAfterDefault), read from River"
+        " v0.51.2's source in the Go module cache.",
     ),
     Figure(
         "river_rescuer_measured_s",
         "s",
-        "A worker with RESCUE_STUCK_JOBS_AFTER=60s on a queue no JobPolicy selects; its pod is"
-        " deleted (the same death as above) and another worker's rescuer moves the job:"
-        " median time from deletion to retryable. River's rescuer runs on its own timer"
-        " (see docs), so this is RescueStuckJobsAfter plus up to one rescuer interval.",
+        "Workers with RESCUE_STUCK_JOBS_AFTER=60s (and JOB_TIMEOUT=60s: River's rescuer"
+        " ignores jobs whose timeout is disabled) in a database no JobPolicy names; pods"
+        " running a `sleep` job are deleted (grace 0) and a surviving worker's rescuer moves"
+        " the jobs: median from deletion to the job leaving `running` (polled every 250 ms).",
     ),
     Figure(
         "false_rescues",
         "jobs",
-        "Long `sleep` jobs on healthy pods running through the whole cluster run, chaos"
-        " included; a job counts when its row carries any Lifeguard error or metadata key or"
-        " left `running`.",
+        "Long `sleep` jobs (10 h) on healthy pods, running through the whole cluster run, chaos"
+        " and scale included; a job counts when it left `running` or its row carries any"
+        " Lifeguard error or metadata key.",
         "0",
         _at_most(0),
     ),
@@ -146,16 +148,18 @@ FIGURES: tuple[Figure, ...] = (
         "operator_rss_mb_10k_pods",
         "MB",
         "`lifeguard run` watching a namespace with 10k pods created in the API (bound to a Node"
-        " object that no agent runs, so no processes) and 10k running jobs whose client IDs"
-        " name them; VmRSS of /proc/PID/status after the operator scanned them all.",
+        " the bench keeps Ready, status Running, no processes) and 10k running jobs whose"
+        " client IDs name them, with fresh beats (DryRun policy); VmRSS from /proc/PID/status"
+        " once the policy's status counts all 10k jobs Healthy, plus 15 s.",
         "≤ 150 MB",
         _at_most(150.0),
     ),
     Figure(
         "operator_cpu_idle_pct_1k_jobs",
         "% of a core",
-        "utime+stime from /proc/PID/stat over BENCH_IDLE_WINDOW_S while the operator watches 1k"
-        " healthy running jobs (fresh heartbeats) on those pods, divided by the window.",
+        "utime+stime from /proc/PID/stat over 60 s (BENCH_IDLE_WINDOW_S) while the operator"
+        " watches 1k such healthy jobs and pods (plus the chaos namespace at rest), divided by"
+        " the window.",
     ),
 )
 

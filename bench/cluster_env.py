@@ -1,0 +1,189 @@
+"""The cluster bench's environment: PostgreSQL, control plane, node agents, the operator.
+
+Also the small verbs the figures use: worker pods pinned to a node, jobs enqueued by the
+example worker's own `insert`, deletions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.config import BenchConfig
+from bench.watch import JobWatch
+from devenv.controlplane import ControlPlane
+from devenv.nodeagent import NodeAgentHandle, start_node_agent
+from devenv.nodeagent_kube import KubeClient
+from devenv.operator import OperatorProcess, start_operator
+from devenv.postgres import PostgresCluster
+from devenv.river import migrate
+from devenv.scenario import WORKER_LABELS, Scenario, install_crd, new_world, wait_for
+from devenv.worker import build_worker
+from lifeguard.river import heartbeat_table_ddl
+
+log = logging.getLogger("bench")
+
+NAMESPACE = "bench"
+RESCUER_NAMESPACE = "bench-rescuer"
+CHAOS_NODES = ("node-1", "node-2")
+LOST_NODE = "node-3"
+STUCK_TIMEOUT_S = 20.0
+# Lifeguard's defaults (10 s beats, 3 missed) on every worker of the policy's namespace.
+WORKER_ENV = {"HEARTBEAT_INTERVAL": "10s", "SHUTDOWN_TIMEOUT": "2s"}
+# The eat kind allocates this much per step: an OOM kill within a second under 64Mi.
+EAT_ARGS = {"mb_per_step": 16, "step_ms": 100}
+
+
+@dataclass
+class Env:
+    config: BenchConfig
+    state_dir: Path
+    postgres: PostgresCluster
+    plane: ControlPlane
+    kube: KubeClient
+    worker: Path
+    agents: dict[str, NodeAgentHandle]
+    world: Scenario
+    watch: JobWatch
+    operator: OperatorProcess | None = None
+    healthy_jobs: list[int] = field(default_factory=list)
+
+
+# -- the environment ---------------------------------------------------------------------
+
+
+@contextmanager
+def environment(config: BenchConfig, state_dir: Path) -> Iterator[Env]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        postgres = PostgresCluster.start(state_dir)
+        stack.callback(postgres.stop)
+        dsn = postgres.create_database("lifeguard")
+        migrate(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(heartbeat_table_ddl(None))
+        plane = ControlPlane.start(state_dir)
+        stack.callback(plane.stop)
+        install_crd(plane)
+        worker = build_worker()
+        agents: dict[str, NodeAgentHandle] = {}
+        for node in (*CHAOS_NODES, LOST_NODE):
+            kubeconfig = plane.user_kubeconfig(f"system:node:{node}", ["system:nodes"])
+            agents[node] = start_node_agent(state_dir, kubeconfig, node, [worker.parent])
+            stack.callback(agents[node].stop)
+        kube = KubeClient(plane.kubeconfig)
+        world = new_world(plane, kube, NAMESPACE, dsn, worker)
+        world.apply_policy(
+            "bench",
+            {
+                "database": {"secretRef": {"name": "river-db"}},
+                "workers": {"podSelector": {"matchLabels": dict(WORKER_LABELS)}},
+                "tiers": [
+                    {"match": {"queues": ["stuck"]}, "progressTimeout": f"{STUCK_TIMEOUT_S:g}s"}
+                ],
+            },
+        )
+        env = Env(
+            config=config,
+            state_dir=state_dir,
+            postgres=postgres,
+            plane=plane,
+            kube=kube,
+            worker=worker,
+            agents=agents,
+            world=world,
+            watch=JobWatch(dsn, config.poll_interval_s),
+        )
+        env.operator = start_operator(
+            state_dir, plane.kubeconfig, namespaces=[NAMESPACE, "bench-scale"]
+        )
+        stack.callback(env.operator.stop)
+        world.wait_condition("bench", "Ready", "True", timeout=60)
+        yield env
+
+
+def pod_body(
+    world: Scenario,
+    name: str,
+    queue: str,
+    *,
+    node: str,
+    env: dict[str, str] | None = None,
+    memory: str | None = None,
+) -> dict[str, Any]:
+    """A worker pod as Scenario.worker_pod makes it, pinned to `node`."""
+    variables = {"DATABASE_URL": world.dsn, "WORKER_QUEUES": queue, **WORKER_ENV, **(env or {})}
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": "lifeguard/example-worker:dev",
+        "command": ["worker", "run"],
+        "env": [{"name": k, "value": v} for k, v in variables.items()],
+    }
+    if memory:
+        container["resources"] = {"limits": {"memory": memory}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": dict(WORKER_LABELS)},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 5,
+            "nodeName": node,
+            "containers": [container],
+        },
+    }
+
+
+def start_pods(world: Scenario, bodies: list[dict[str, Any]]) -> list[str]:
+    """Creates the pods at once, then waits until every one runs."""
+    for body in bodies:
+        world.kube.create(f"/api/v1/namespaces/{world.namespace}/pods", body)
+        world.pods.append(body["metadata"]["name"])
+    names = [b["metadata"]["name"] for b in bodies]
+    for name in names:
+        wait_for(lambda n=name: pod_running(world, n), 90, f"pod {name} to run")  # type: ignore[misc]
+    return names
+
+
+def pod_running(world: Scenario, name: str) -> bool:
+    statuses = ((world.pod(name) or {}).get("status") or {}).get("containerStatuses") or []
+    return bool(statuses and (statuses[0].get("state") or {}).get("running"))
+
+
+def enqueue(
+    world: Scenario, kind: str, args: dict[str, Any], queue: str, count: int = 1
+) -> list[int]:
+    argv = [str(world.worker), "insert", "--kind", kind, "--args", _json(args), "--queue", queue]
+    argv += ["--count", str(count)]
+    done = subprocess.run(
+        argv,
+        env={"DATABASE_URL": world.dsn, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"worker insert failed: {done.stdout}{done.stderr}")
+    ids: list[int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return ids
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+def delete_pods(world: Scenario, names: list[str]) -> None:
+    for name in names:
+        try:
+            world.delete_pod(name, grace=0)
+        except Exception as exc:  # already gone: fine for cleanup
+            log.info("delete pod %s: %s", name, exc)
