@@ -75,7 +75,12 @@ def test_node_failure_is_infrastructure_death_node_lost_before_taint_eviction(
     start_agent: StartAgent,
     operator: OperatorProcess,
 ) -> None:
-    world = world_with_policy(control_plane, kube, NODE, river_database(), worker_binary)
+    # The restart's escalation waits longer than the node controller's grace period (15 s
+    # here, 50 s by default), as the default 2m does: a lost node is then judged NodeLost.
+    actions = {"unresponsive": {"action": "RestartPod", "then": "Retry", "after": "40s"}}
+    world = world_with_policy(
+        control_plane, kube, NODE, river_database(), worker_binary, actions=actions
+    )
     doomed = start_agent("node-doomed")
     world.worker_pod("on-doomed", "node", node="node-doomed")
     job = world.enqueue("sleep", {"seconds": 600}, queue="node")
