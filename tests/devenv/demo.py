@@ -57,7 +57,7 @@ def fresh_state(state_dir: Path, out: Narrator) -> None:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def play(state_dir: Path, out: Narrator) -> tuple[Demo, Outcome]:
+def start(state_dir: Path, out: Narrator) -> Demo:
     out.step("PostgreSQL with River's schema, the control plane, node agents node-1 and node-2")
     environment = env.up(state_dir, nodes=2)
     timings = ", ".join(f"{k} {v:.0f}s" for k, v in environment.timings.items())
@@ -70,9 +70,7 @@ def play(state_dir: Path, out: Narrator) -> tuple[Demo, Outcome]:
         steady_node=STEADY_NODE,
         doomed_node=NodeAgentHandle.attach(state_dir, DOOMED_NODE),
     )
-    demo = Demo(stage, out)
-    demo.set_up()
-    return demo, demo.play()
+    return Demo(stage, out)
 
 
 def report(demo: Demo, outcome: Outcome, out: Narrator) -> list[str]:
@@ -92,10 +90,14 @@ def report(demo: Demo, outcome: Outcome, out: Narrator) -> list[str]:
     return found
 
 
-def keep_instructions(state_dir: Path, demo: Demo, out: Narrator) -> None:
+def keep_instructions(state_dir: Path, demo: Demo, out: Narrator, succeeded: bool) -> None:
     root = repo_root()
     namespace = demo.stage.namespace
     out.heading("The environment keeps running (--keep)")
+    if succeeded:
+        # Something for `lifeguard explain` to show: a healthy job that runs for an hour.
+        job_id = demo.enqueue("sleep", {"seconds": 3600, "progress_every_seconds": 2}, "reports")
+        out.say(f"job {job_id} (sleep, 1h, progress every 2s) now runs on pod reports; try:")
     out.block(
         f"""source {state_dir / "env.sh"}
 kubectl get jp -n {namespace}
@@ -124,17 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_tools(out)
         fresh_state(state_dir, out)
-        demo, outcome = play(state_dir, out)
+        demo = start(state_dir, out)
+        demo.set_up()
+        outcome = demo.play()
         succeeded = not report(demo, outcome, out)
     except KeyboardInterrupt:
         out.say("interrupted")
     except Exception as exc:
-        out.say(f"the demo failed: {exc}")
+        out.say(f"the demo failed: {type(exc).__name__}: {exc}")
         out.say(f"logs: {procs.log_dir(state_dir)}")
     finally:
         if args.keep and demo is not None:
             demo.timeline.stop()
-            keep_instructions(state_dir, demo, out)
+            keep_instructions(state_dir, demo, out, succeeded)
         else:
             if demo is not None:
                 demo.close()

@@ -112,13 +112,13 @@ class Timeline:
             self.poll(conn)  # the last word: changes since the previous poll
 
     def poll(self, conn: psycopg.Connection[Json]) -> None:
-        for source in (self._nodes, self._pods, self._actions):
+        sources = (self._nodes, self._pods, self._actions, lambda: self._river(conn))
+        for source in sources:
             try:
                 source()
-            except (ApiError, OSError) as exc:
-                # The apiserver being briefly slow must not end the timeline.
+            except (ApiError, OSError, psycopg.Error) as exc:
+                # A slow apiserver or database must not end the timeline: the next poll retries.
                 self.errors.append(str(exc))
-        self._river(conn)
         with self._polled:
             self._polls += 1
             self._polled.notify_all()
