@@ -14,8 +14,10 @@ import argparse
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from devenv import env, procs
 from devenv.demo_output import Narrator
@@ -38,14 +40,36 @@ STEADY_NODE, DOOMED_NODE = env.node_name(1), env.node_name(2)
 
 
 def build_tools(out: Narrator) -> None:
-    """tools/build.sh per tool: instant when cached, its own progress lines when building."""
+    """tools/build.sh per tool: instant when cached; a first build can take many minutes on a
+    small machine, so its own lines are passed on and a line every 30 s says it goes on."""
     out.step("Go tools: " + ", ".join(TOOLS) + " (built once into the cache)")
     script = repo_root() / "tools" / "build.sh"
     for name in TOOLS:
-        # stderr stays the terminal's: a first build says what it builds and how long it took.
-        subprocess.run([str(script), name], check=True, stdout=subprocess.DEVNULL)
+        build = subprocess.Popen(
+            [str(script), name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        assert build.stderr is not None
+        said: list[str] = []
+        reader = threading.Thread(target=_pass_on, args=(build.stderr, out, said), daemon=True)
+        reader.start()
+        began = time.monotonic()
+        while True:
+            try:
+                build.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                out.step(f"still building {name} ({time.monotonic() - began:.0f}s so far)")
+        reader.join(timeout=5)
+        if build.returncode != 0:
+            raise RuntimeError(f"tools/build.sh {name} failed: {' '.join(said[-5:])}")
     out.step("the example River worker (go build when its sources changed)")
     build_worker()
+
+
+def _pass_on(stream: IO[str], out: Narrator, said: list[str]) -> None:
+    for line in stream:
+        said.append(line.strip())
+        out.step(line.strip())
 
 
 def fresh_state(state_dir: Path, out: Narrator) -> None:
