@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from devenv.controlplane import ControlPlane
 from devenv.demo_chart import install_chart, start_chart_operator, uninstall_chart
 from devenv.demo_output import Narrator
@@ -44,7 +46,7 @@ BILLING_SECONDS = 20.0
 def demo_policy_spec() -> Json:
     """Beats every second, stale after 3 missed; progress judged on two queues after 5 s.
 
-    An unresponsive worker's pod is restarted; if it is still not gone 30 s later (its node is
+    An unresponsive worker's pod is restarted; if it is still not gone 45 s later (its node is
     dead, nobody carries out the restart) the job is retried. The node turns NotReady sooner
     (the control plane's node-monitor grace period is 15 s), so the demo shows NodeLost.
     """
@@ -53,9 +55,20 @@ def demo_policy_spec() -> Json:
         tiers=[{"match": {"queues": ["reports", "index"]}, "progressTimeout": "5s"}],
         actions={
             "stuck": {"action": "Cancel", "then": "RestartPod", "after": "6s"},
-            "unresponsive": {"action": "RestartPod", "then": "Retry", "after": "30s"},
+            "unresponsive": {"action": "RestartPod", "then": "Retry", "after": "45s"},
         },
     )
+
+
+def policy_yaml(namespace: str, spec: Json) -> str:
+    """The policy as a person would write it: keys in the spec's own order."""
+    manifest = {
+        "apiVersion": "lifeguard.dev/v1alpha1",
+        "kind": "JobPolicy",
+        "metadata": {"name": POLICY, "namespace": namespace},
+        "spec": spec,
+    }
+    return yaml.safe_dump(manifest, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -162,11 +175,10 @@ class Demo:
             name=stage.operator_name,
         )
 
-        out.step(
-            f"JobPolicy {POLICY}: beats every 1s, stale after 3 missed, progress timeout 5s"
-            " on queues reports and index"
-        )
-        world.apply_policy(POLICY, demo_policy_spec())
+        out.step(f"kubectl apply: JobPolicy {POLICY}, with second-scale timings for the demo")
+        spec = demo_policy_spec()
+        out.block(policy_yaml(stage.namespace, spec))
+        world.apply_policy(POLICY, spec)
         world.wait_condition(POLICY, "Ready", "True", timeout=60)
 
         steady, doomed = stage.steady_node, stage.doomed_node.node_name
