@@ -80,7 +80,7 @@ class Narrator:
         )
 
     def say(self, text: str) -> None:
-        self._write(f"   {text}")
+        self._write(f"   {text}".rstrip())
 
     def ok(self, text: str) -> None:
         self._write(f"   {text}", "   " + self._paint(text, GREEN))
