@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Absolute: daemons (node agents) run in their own folders and get paths under this one.
+    options.out = options.out.resolve()
     config = BenchConfig.from_env(options.out)
     state_dir = options.out / "state" / time.strftime("%Y%m%d-%H%M%S")
     state_dir.mkdir(parents=True, exist_ok=True)

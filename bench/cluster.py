@@ -327,5 +327,5 @@ def _node_loss(env: Env, results: Results) -> None:
         "moved": len(delays),
         "all_s": [round(d, 2) for d in delays],
         "states": sorted({s for _, s in seen.values()}),
-        "node_monitor_grace_period": "15s (devenv control plane)",
+        "node_monitor_grace_period": env.config.node_monitor_grace,
     }

@@ -19,6 +19,7 @@ import psycopg
 
 from bench.config import BenchConfig
 from bench.watch import JobWatch
+from devenv import controlplane
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle, start_node_agent
 from devenv.nodeagent_kube import KubeClient
@@ -70,6 +71,9 @@ def environment(config: BenchConfig, state_dir: Path) -> Iterator[Env]:
         migrate(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(heartbeat_table_ddl(None))
+        # Node loss is judged against Kubernetes' own default (50 s since 1.32), not the
+        # devenv's short test setting, unless BENCH_NODE_MONITOR_GRACE says otherwise.
+        controlplane.NODE_MONITOR_GRACE = config.node_monitor_grace
         plane = ControlPlane.start(state_dir)
         stack.callback(plane.stop)
         install_crd(plane)

@@ -57,6 +57,8 @@ class BenchConfig:
     idle_jobs: int
     idle_window_s: float
     poll_interval_s: float
+    # kube-controller-manager --node-monitor-grace-period for the bench's control plane.
+    node_monitor_grace: str
 
     @classmethod
     def from_env(cls, out_dir: Path) -> BenchConfig:
@@ -84,4 +86,5 @@ class BenchConfig:
             idle_jobs=_int("BENCH_IDLE_JOBS", 1000),
             idle_window_s=_float("BENCH_IDLE_WINDOW_S", 60.0),
             poll_interval_s=_float("BENCH_POLL_INTERVAL_S", 0.05),
+            node_monitor_grace=os.environ.get("BENCH_NODE_MONITOR_GRACE", "50s"),
         )

@@ -57,9 +57,9 @@ FIGURES: tuple[Figure, ...] = (
         "s",
         "A node agent's node fails (Lease and status stop, its processes are SIGKILLed) with"
         " `sleep` jobs running on it; from the failure call to each job leaving `running`"
-        " (polled every 50 ms). Lifeguard's default heartbeat settings (10 s beats, 3 missed);"
-        " the devenv control plane's node-monitor-grace-period is 15 s (Kubernetes default:"
-        " 50 s, see notes).",
+        " (polled every 50 ms). Lifeguard's default heartbeat settings (10 s beats, 3 missed"
+        " = 30 s, scanInterval 5 s) and Kubernetes' default node-monitor-grace-period (50 s,"
+        " BENCH_NODE_MONITOR_GRACE).",
         "≤ 45 s",
         _at_most(45.0),
     ),

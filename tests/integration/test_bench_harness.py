@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.cluster import _go_duration, river_rescue_after_default, river_rescuer_interval
 from bench.figures import FIGURE_KEYS, FIGURES
 from bench.scans import round_trips
 
@@ -112,3 +113,16 @@ def test_round_trips_count_syncs_and_simple_queries_sent_by_the_client() -> None
     )
     assert round_trips(trace) == 2
     assert round_trips("") == 0
+
+
+def test_river_rescuer_defaults_are_read_from_rivers_own_source() -> None:
+    # River v0.51.2: JobRescuerRescueAfterDefault = time.Hour, JobRescuerIntervalDefault = 30s.
+    assert river_rescue_after_default() == 3600.0
+    assert river_rescuer_interval() == 30.0
+
+
+def test_go_durations_of_constants_parse_with_and_without_a_factor() -> None:
+    source = "const (\n\tA = time.Hour\n\tB    = 30 * time.Second\n\tC = 5 * time.Minute\n)"
+    assert [_go_duration(source, name) for name in "ABC"] == [3600.0, 30.0, 300.0]
+    with pytest.raises(ValueError, match="D not found"):
+        _go_duration(source, "D")
