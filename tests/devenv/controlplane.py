@@ -222,6 +222,10 @@ class ControlPlane:
                     f"--cluster-signing-key-file={pki_dir / 'ca.key'}",
                     f"--node-monitor-grace-period={NODE_MONITOR_GRACE}",
                     "--node-monitor-period=2s",
+                    # Tests fail nodes and leave them NotReady; with a few of them a zone would
+                    # count as partially disrupted (more than 55 % unhealthy) and a cluster this
+                    # small then stops taint eviction altogether. Only a full outage stops it here.
+                    "--unhealthy-zone-threshold=1",
                 ],
             ),
             self._daemon(

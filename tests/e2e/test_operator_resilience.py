@@ -99,6 +99,8 @@ def test_node_failure_is_infrastructure_death_node_lost_before_taint_eviction(
     assert pod is not None, "the pod was already evicted: Lifeguard was not first"
     print(f"node failure to retryable: {took:.2f}s")
     world.cleanup()
+    doomed.stop()
+    kube.delete("/api/v1/nodes/node-doomed")
 
 
 # -- 9. circuit breaker ---------------------------------------------------------------------

@@ -329,3 +329,42 @@ def test_dry_run_reports_the_verdict_and_leaves_the_database_untouched(dry: Scen
     assert row["state"] == "running"
     assert untouched(row)
     assert "cancel_attempted_at" not in (row["metadata"] or {})
+
+
+# -- report ---------------------------------------------------------------------------------
+def test_metrics_count_verdicts_and_actions_without_job_or_pod_labels(
+    lg: Scenario, operator: OperatorProcess
+) -> None:
+    lg.worker_pod("metrics-w", "metrics")
+    job = lg.enqueue("sleep", {"seconds": 300}, queue="metrics")
+    lg.wait_job(job, "running", timeout=30)
+    lg.delete_pod("metrics-w", grace=0)
+    lg.wait_job(job, ("retryable", "available"), timeout=30)
+
+    text = operator.metrics()
+    samples = [line for line in text.splitlines() if line.startswith("lifeguard_")]
+    applied = [
+        s for s in samples if s.startswith("lifeguard_actions_total{") and 'result="applied"' in s
+    ]
+    assert any('cause="InfrastructureDeath"' in s and 'action="Retry"' in s for s in applied)
+    assert any(s.startswith("lifeguard_verdicts_total{") for s in samples)
+    assert any(s.startswith("lifeguard_rescue_seconds_count{") for s in samples)
+    assert any(s.startswith("lifeguard_scan_duration_seconds_count{") for s in samples)
+    assert any(
+        s.startswith('lifeguard_running_jobs{cause="Healthy"')
+        or ("lifeguard_running_jobs{" in s and 'cause="Healthy"' in s)
+        for s in samples
+    )
+    assert not [s for s in samples if "job_id" in s or "pod=" in s]
+
+
+def test_users_pods_get_no_annotations_or_finalizers_from_the_operator(lg: Scenario) -> None:
+    lg.worker_pod("plain-w", "plain")
+    time.sleep(3)  # a few scans and watch events
+    pod = lg.pod("plain-w")
+    assert pod is not None
+    metadata = pod["metadata"]
+    assert not metadata.get("finalizers")
+    annotations = metadata.get("annotations") or {}
+    assert not [k for k in annotations if "kopf" in k or "lifeguard" in k]
+    lg.delete_pod("plain-w", grace=0)
