@@ -77,7 +77,7 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
         status: kopf.Status,
         **_: Any,
     ) -> None:
-        fleet.apply(
+        await fleet.apply(
             PolicyRef(namespace or "", name, uid),
             dict(spec),
             meta.get("generation"),

@@ -21,7 +21,7 @@ class Fleet:
         self.metrics = metrics
         self._supervisors: dict[tuple[str, str], Supervisor] = {}
 
-    def apply(
+    async def apply(
         self,
         ref: PolicyRef,
         spec: Mapping[str, Any],
@@ -31,7 +31,11 @@ class Fleet:
         """Starts the policy's supervisor, or hands the running one its new spec."""
         key = (ref.namespace, ref.name)
         supervisor = self._supervisors.get(key)
-        if supervisor is None or supervisor.ref.uid != ref.uid:
+        if supervisor is not None and supervisor.ref.uid != ref.uid:
+            # Deleted and created again while the deletion went unseen: a new object.
+            await supervisor.stop()
+            supervisor = None
+        if supervisor is None:
             supervisor = Supervisor(
                 ref, kube=self.kube, inventory=self.inventory, metrics=self.metrics
             )
