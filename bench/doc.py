@@ -24,7 +24,18 @@ Numbers measured by `make bench` on the real local environment: PostgreSQL from 
 packages with River's schema (River's own migrator), a Kubernetes control plane built from its
 Go modules, process node agents, the example Go worker with the heartbeat middleware, and
 `lifeguard run`. Timings depend on the machine; read medians and ratios, and each figure's
-method. Regenerate this page with `make bench && make bench-doc`.
+method. Regenerate this page with `make bench && make bench-doc` (after `make test` on a fresh
+clone: `make bench` builds nothing the tests did not). The run writes
+`build/bench/results.json` (the figure keys below, plus `meta`) and `build/bench/results.md`;
+it takes about six minutes on two cores. `make test` runs the same harness on tiny sizes
+(tests/integration/test_bench_harness.py) and never the full bench.
+
+Sizes and parts are environment variables (bench/config.py): `BENCH_SECTIONS`
+(`database,cluster`), `BENCH_SIZES` (running jobs per scan figure), `BENCH_WAL_JOBS`,
+`BENCH_WAL_BEATS`, `BENCH_DEATH_EVENTS`, `BENCH_NODE_LOSS_JOBS`, `BENCH_STUCK_EVENTS`,
+`BENCH_HEALTHY_JOBS`, `BENCH_RESCUER_AFTER_S`, `BENCH_SCALE_PODS`, `BENCH_IDLE_JOBS`,
+`BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`, `BENCH_NODE_MONITOR_GRACE`. A figure whose
+size was not run stays `null` ("not measured").
 
 Measured on: {machine}.
 
