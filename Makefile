@@ -45,8 +45,8 @@ tools:
 	@tools/build.sh >/dev/null
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy operator/lifeguard
 	$(VENV)/bin/lint-imports
 
