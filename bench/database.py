@@ -19,7 +19,7 @@ from bench import seed
 from bench.config import BenchConfig
 from bench.figures import Results
 from bench.gobuild import heartbeatwal_binary
-from bench.scans import scan_round_trips, scan_wall_time
+from bench.scans import scan_breakdown, scan_round_trips, scan_wall_time
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate
 from lifeguard.river import heartbeat_table_ddl
@@ -68,6 +68,7 @@ def _scans(config: BenchConfig, dsn: str, state_dir: Path, results: Results) -> 
                 raise RuntimeError(f"the scan returned {returned} jobs, expected {size}")
             scans[str(size)] = {
                 "median_s": seconds,
+                "breakdown": scan_breakdown(dsn, max_jobs=size, repeats=config.scan_repeats),
                 "default_cap_10k_median_s": capped,
                 "default_cap_rows": capped_rows,
                 "repeats": config.scan_repeats,

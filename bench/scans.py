@@ -6,14 +6,17 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench.seed import QUEUE
 from lifeguard.river import RiverDatabase, ScanQuery, scan
 from lifeguard.river.database import Connection
+from lifeguard.river.scan import scan_statement
 
 
 class TracedDatabase(RiverDatabase):
@@ -87,3 +90,50 @@ def scan_round_trips(dsn: str, trace_dir: Path) -> int:
     if not files:
         raise RuntimeError("the scan used no traced connection")
     return sum(round_trips(path.read_text(errors="replace")) for path in files)
+
+
+def scan_breakdown(dsn: str, *, max_jobs: int, repeats: int) -> dict[str, float]:
+    """Where one scan's time goes: the server, the driver's decoding, and the Python rows.
+
+    Each part is the median of `repeats` runs of the operator's own scan statement:
+    `server_s` is EXPLAIN ANALYZE's execution time (no rows sent); `fetch_text_s` and
+    `fetch_binary_s` fetch the rows as tuples in each wire format; `river_fetch_s` is
+    RiverDatabase.fetch (pool, dict rows), the step before the scan builds its JobFacts.
+    """
+    statement, params = scan_statement(ScanQuery(queues=(QUEUE,), max_jobs=max_jobs))
+
+    def median_of(run: Callable[[], object]) -> float:
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        query = statement.as_string(conn)
+        conn.execute(query, params).fetchall()  # warm the cache and the plan
+        server = []
+        for _ in range(repeats):
+            plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query, params).fetchone()
+            assert plan is not None
+            server.append(float(plan[0][0]["Execution Time"]) / 1000)
+        text = median_of(lambda: conn.execute(query, params).fetchall())
+        binary = median_of(lambda: conn.cursor(binary=True).execute(query, params).fetchall())
+
+    async def river_fetch() -> float:
+        async with RiverDatabase(dsn, statement_timeout=120.0) as db:
+            await db.fetch(statement, params, schema=None, doing="bench")
+            timings = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                await db.fetch(statement, params, schema=None, doing="bench")
+                timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    return {
+        "server_s": round(statistics.median(server), 4),
+        "fetch_text_s": round(text, 4),
+        "fetch_binary_s": round(binary, 4),
+        "river_fetch_s": round(asyncio.run(river_fetch()), 4),
+    }

@@ -69,6 +69,9 @@ def test_database_section_measures_scans_round_trips_and_wal(
     assert isinstance(meta, dict)
     assert set(meta["scans"]) >= {"50", "200"}
     assert all(meta["scans"][size]["median_s"] > 0 for size in ("50", "200"))
+    breakdown = meta["scans"]["200"]["breakdown"]
+    assert set(breakdown) == {"server_s", "fetch_text_s", "fetch_binary_s", "river_fetch_s"}
+    assert all(seconds > 0 for seconds in breakdown.values())
     # Sizes not run leave their figure empty instead of reporting another size's number.
     assert results["scan_1k_running_s"] is None
     assert results["scan_queries_per_policy"] == 1
