@@ -100,7 +100,6 @@ async def test_running_job_facts_come_from_the_row_and_the_database_clock(
     assert (job.id, job.kind, job.queue, job.priority) == (job_id, "sleep", queue, 3)
     assert (job.attempt, job.max_attempts, job.attempted_at) == (1, 7, attempted_at)
     assert job.client_id == "pod-a_2026_01_02T03_04_05_000006"
-    assert job.tags == ("nightly",)
     assert job.error_count == 0 and job.infra_retries == 0 and job.cancel_requested_age is None
     # Ages are the database's now() minus database timestamps: exact to the microsecond, which a
     # host-clock computation (taken at another instant) could not be.

@@ -21,7 +21,10 @@ class Thresholds:
     adaptive_limit: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other facts: a scan builds up to 100k of these, and a frozen
+# dataclass's __init__ (one object.__setattr__ per field) costs seven times as much. Nothing
+# mutates one; hashing stays available for sets of observations.
+@dataclass(slots=True, unsafe_hash=True)
 class JobFacts:
     """One `running` River job as read in one scan; ages are the database's `now()` minus ..."""
 
@@ -43,7 +46,6 @@ class JobFacts:
     infra_retries: int = 0
     # Seconds since a cancel was requested (metadata cancel_attempted_at), if ever.
     cancel_requested_age: float | None = None
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import DictRow
 
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.model.observation import JobFacts
@@ -78,9 +77,11 @@ async def _scan(
     db: RiverDatabase, query: ScanQuery, *, client_prefix: str | None, doing: str
 ) -> Scan:
     statement, params = scan_statement(query, client_prefix=client_prefix)
-    rows = await db.fetch(statement, params, schema=query.schema, doing=doing)
-    now: datetime = rows[0]["now"]
-    jobs = [_job_facts(row) for row in rows if row["id"] is not None]
+    rows = await db.fetch_tuples(statement, params, schema=query.schema, doing=doing)
+    now: datetime = rows[0][0]
+    # Columns after the clock are JobFacts' fields in order (see scan_statement); tags are
+    # only a filter (in SQL), and decoding an array per row would cost more than the rest.
+    jobs = [JobFacts(*row[1:]) for row in rows if row[1] is not None]
     truncated = len(jobs) > query.max_jobs
     return Scan(now=now, jobs=jobs[: query.max_jobs], truncated=truncated)
 
@@ -143,16 +144,16 @@ def scan_statement(
     statement = sql.SQL(
         """SELECT clock.now, job.* FROM (SELECT now() AS now) AS clock
 LEFT JOIN LATERAL (
-  SELECT j.id, j.kind, j.queue, j.priority, j.attempt, j.max_attempts, j.attempted_at,
+  SELECT j.id, j.kind, j.queue, j.priority::int, j.attempt::int, j.max_attempts::int,
+    j.attempted_at,
     j.attempted_by[cardinality(j.attempted_by)] AS client_id,
-    {running_for} AS running_for,
+    coalesce({running_for}, 0) AS running_for,
     {beat_age} AS beat_age,
     {progress_age} AS progress_age,
     left({progress}::text, %(progress_chars)s) AS progress,
-    cardinality(j.errors) AS error_count,
+    coalesce(cardinality(j.errors), 0) AS error_count,
     {infra_retries} AS infra_retries,
-    {cancel_age} AS cancel_requested_age,
-    j.tags
+    {cancel_age} AS cancel_requested_age
   FROM {river_job} AS j {heartbeat_join}
   WHERE {conditions}
   ORDER BY j.id
@@ -174,24 +175,3 @@ LEFT JOIN LATERAL (
 
 def _this_attempt(timestamp: sql.Composable) -> sql.Composable:
     return sql.SQL("(CASE WHEN {ts} >= j.attempted_at THEN {ts} END)").format(ts=timestamp)
-
-
-def _job_facts(row: DictRow) -> JobFacts:
-    return JobFacts(
-        id=row["id"],
-        kind=row["kind"],
-        queue=row["queue"],
-        priority=row["priority"],
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        attempted_at=row["attempted_at"],
-        client_id=row["client_id"],
-        running_for=row["running_for"] or 0.0,
-        beat_age=row["beat_age"],
-        progress_age=row["progress_age"],
-        progress=row["progress"],
-        error_count=row["error_count"] or 0,
-        infra_retries=row["infra_retries"],
-        cancel_requested_age=row["cancel_requested_age"],
-        tags=tuple(row["tags"] or ()),
-    )
