@@ -74,9 +74,26 @@ def grants(rules: Iterable[Obj], group: str, resource: str, verb: str) -> bool:
     )
 
 
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
 def roles(objects: Iterable[Obj]) -> dict[str, list[Obj]]:
-    """The rules of every Role, by namespace."""
-    return {r["metadata"]["namespace"]: r["rules"] for r in by_kind(objects, "Role")}
+    """The rules of every Role in a watched namespace, by namespace (not node Leases')."""
+    return {
+        r["metadata"]["namespace"]: r["rules"]
+        for r in by_kind(objects, "Role")
+        if r["metadata"]["namespace"] != NODE_LEASE_NAMESPACE
+    }
+
+
+def lease_rules(objects: Iterable[Obj]) -> list[Obj]:
+    """The rules granted in kube-node-lease (node-loss detection reads the kubelets' Leases)."""
+    return [
+        rule
+        for role in by_kind(objects, "Role")
+        if role["metadata"]["namespace"] == NODE_LEASE_NAMESPACE
+        for rule in role["rules"]
+    ]
 
 
 def cluster_rules(objects: Iterable[Obj]) -> list[Obj]:

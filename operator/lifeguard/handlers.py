@@ -9,6 +9,7 @@ Handlers are coroutines: kopf runs plain functions in threads, and the caches an
 live on the event loop.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import kopf
 
 from lifeguard.cluster.facts import is_terminal_change
+from lifeguard.cluster.leases import follow_node_leases
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
 from lifeguard.supervisor.fleet import Fleet
 from lifeguard.supervisor.policy import PolicyRef
@@ -60,8 +62,18 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
         # ServiceAccount, the same credentials as the rest of the operator.
         return kopf.login_via_client(**kwargs)
 
+    background: list[asyncio.Task[None]] = []
+
+    if options.nodes:
+
+        @kopf.on.startup(registry=registry)
+        async def follow_leases(**_: Any) -> None:
+            background.append(asyncio.create_task(follow_node_leases(fleet.kube, fleet.inventory)))
+
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
+        for task in background:
+            task.cancel()
         await fleet.stop_all()
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)

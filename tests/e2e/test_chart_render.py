@@ -13,6 +13,7 @@ import yaml
 
 from chart_cases import (
     CASES,
+    NODE_LEASE_NAMESPACE,
     RELEASE_NAMESPACE,
     SERVICE_MONITOR_API,
     WATCHED,
@@ -21,6 +22,7 @@ from chart_cases import (
     cluster_rules,
     container,
     grants,
+    lease_rules,
     one,
     roles,
 )
@@ -110,7 +112,11 @@ def test_default_watches_the_release_namespace_only() -> None:
 def test_namespaced_mode_passes_each_namespace_and_binds_a_role_in_each() -> None:
     case = case_named("namespaced")
     objects = rendered(case)
-    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
+    bindings = {
+        b["metadata"]["namespace"]: b
+        for b in by_kind(objects, "RoleBinding")
+        if b["metadata"]["namespace"] != NODE_LEASE_NAMESPACE
+    }
 
     assert args_of(case)[1:5] == ["--namespace", WATCHED[0], "--namespace", WATCHED[1]]
     assert set(roles(objects)) == set(WATCHED)
@@ -143,7 +149,7 @@ def test_cluster_wide_mode_uses_one_cluster_role_and_no_namespace_arguments() ->
 
     assert "--all-namespaces" in args_of(case)
     assert "--namespace" not in args_of(case)
-    assert not by_kind(objects, "Role")
+    assert not roles(objects)
     for verb in ("get", "list", "watch"):
         assert grants(rules, "", "pods", verb)
         assert grants(rules, "batch", "jobs", verb)
@@ -152,6 +158,15 @@ def test_cluster_wide_mode_uses_one_cluster_role_and_no_namespace_arguments() ->
     assert grants(rules, "lifeguard.dev", "jobpolicies/status", "patch")
     assert grants(rules, "", "pods/eviction", "create")
     assert len(by_kind(objects, "ClusterRoleBinding")) == 2  # the operator's, and nodes
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_node_leases_are_read_only_and_only_with_node_loss_detection(case: ChartCase) -> None:
+    objects = rendered(case)
+    read_leases = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                    "verbs": ["get", "list", "watch"]}]  # fmt: skip
+    nodes_read = bool(grants(cluster_rules(objects), "", "nodes", "list"))
+    assert lease_rules(objects) == (read_leases if nodes_read else [])
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

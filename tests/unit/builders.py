@@ -43,6 +43,10 @@ class NodeBuilder:
     def not_ready(self, for_: float = 60, reason: str = "NodeStatusUnknown") -> NodeBuilder:
         return NodeBuilder(replace(self.facts, ready=False, ready_since=ago(for_), reason=reason))
 
+    def lease_silent_for(self, seconds: float, duration: float = 40) -> NodeBuilder:
+        """The kubelet last renewed the node's Lease `seconds` ago (as the operator saw it)."""
+        return NodeBuilder(replace(self.facts, lease_age=seconds, lease_duration=duration))
+
     def ready_unknown(self) -> NodeBuilder:
         return NodeBuilder(replace(self.facts, ready=None))
 

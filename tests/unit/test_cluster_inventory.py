@@ -158,3 +158,41 @@ def test_pods_are_kept_per_namespace() -> None:
     assert inventory.node("n1") is None
     inventory.load([], None)
     assert inventory.nodes_observed is False
+
+
+def lease(node: str, renewed: str, duration: int = 40) -> Json:
+    return {
+        "metadata": {"name": node},
+        "spec": {"renewTime": renewed, "leaseDurationSeconds": duration},
+    }
+
+
+def ready_node(name: str = "n1") -> Json:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_lease_age_counts_from_when_a_new_renewal_was_first_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("lifeguard.cluster.inventory.time.monotonic", lambda: clock[0])
+    inventory = Inventory()
+    inventory.upsert_node(ready_node())
+    inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])
+    clock[0] = 130.0
+    inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])  # not renewed
+    node = inventory.node("n1")
+    assert node is not None and node.lease_age == 30.0 and node.lease_duration == 40.0
+    inventory.observe_leases([lease("n1", "2026-11-27T09:00:31.000000Z")])  # renewed
+    renewed = inventory.node("n1")
+    assert renewed is not None and renewed.lease_age == 0.0
+
+
+def test_nodes_without_a_lease_have_no_lease_age() -> None:
+    inventory = Inventory()
+    inventory.upsert_node(ready_node())
+    node = inventory.node("n1")
+    assert node is not None and node.lease_age is None

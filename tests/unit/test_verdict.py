@@ -350,6 +350,24 @@ TERMINATING = [
 
 NODES = [
     case(
+        "silent_kubelet_lease_and_stale_beat_is_node_lost_before_the_node_is_not_ready",
+        running_job().beat_age(45).node_is(node().lease_silent_for(35)),
+        INFRA,
+        "NodeLost",
+    ),
+    case(
+        "recently_renewed_lease_and_stale_beat_is_unresponsive",
+        running_job().beat_age(45).node_is(node().lease_silent_for(5)),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "silent_kubelet_lease_with_fresh_beat_is_still_healthy",
+        running_job().node_is(node().lease_silent_for(35)),
+        H,
+        "BeatFresh",
+    ),
+    case(
         "not_ready_node_and_stale_beat_is_node_lost",
         running_job().beat_age(45).node_is(node().not_ready()),
         INFRA,

@@ -8,6 +8,7 @@ vanished can still be told apart: evicted, OOM-killed, or deleted.
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import replace
 
 from lifeguard.cluster.facts import Body, node_facts, pod_facts
 from lifeguard.model.client_id import river_host_of_pod
@@ -30,6 +31,8 @@ class Inventory:
         self._tombstones: OrderedDict[PodKey, tuple[float, PodFacts]] = OrderedDict()
         self._tombs_by_prefix: dict[tuple[str, str], set[str]] = {}
         self._nodes: dict[str, NodeFacts] = {}
+        # Per node: the Lease's last renewTime seen, when it was first seen (monotonic), duration.
+        self._leases: dict[str, tuple[str, float, float]] = {}
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
         # False when the operator may not read nodes: node loss is then judged by beats alone.
@@ -70,6 +73,29 @@ class Inventory:
 
     def delete_node(self, name: str) -> None:
         self._nodes.pop(name, None)
+        self._leases.pop(name, None)
+
+    def observe_leases(self, leases: Iterable[Body]) -> None:
+        """Node Leases (kube-node-lease): a renewTime that stops changing is a silent kubelet.
+
+        Ages are measured on this host's monotonic clock from when a new renewTime was first
+        seen, never by comparing the kubelet's timestamps with ours.
+        """
+        now = time.monotonic()
+        seen = set()
+        for lease in leases:
+            name = str((lease.get("metadata") or {}).get("name", ""))
+            spec = lease.get("spec") or {}
+            renewed = str(spec.get("renewTime") or "")
+            duration = float(spec.get("leaseDurationSeconds") or 0)
+            seen.add(name)
+            previous = self._leases.get(name)
+            if previous is None or previous[0] != renewed:
+                self._leases[name] = (renewed, now, duration)
+            else:
+                self._leases[name] = (renewed, previous[1], duration)
+        for name in set(self._leases) - seen:
+            del self._leases[name]
 
     def load(self, pods: Iterable[Body], nodes: Iterable[Body] | None) -> None:
         for pod in pods:
@@ -99,7 +125,11 @@ class Inventory:
         return [facts for facts in found if facts is not None]
 
     def node(self, name: str | None) -> NodeFacts | None:
-        return self._nodes.get(name) if name else None
+        facts = self._nodes.get(name) if name else None
+        if facts is None or name not in self._leases:
+            return facts
+        _, renewed_at, duration = self._leases[name]
+        return replace(facts, lease_age=time.monotonic() - renewed_at, lease_duration=duration)
 
     def pods_in(self, namespace: str) -> list[PodFacts]:
         return [facts for (ns, _), facts in self._pods.items() if ns == namespace]

@@ -21,6 +21,7 @@ GROUP = "lifeguard.dev"
 VERSION = "v1alpha1"
 PLURAL = "jobpolicies"
 COMPONENT = "river-lifeguard"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
 class ClusterError(Exception):
@@ -86,6 +87,7 @@ class KubeClient:
         self._api = api_client or load_config()
         self._core = kubernetes.client.CoreV1Api(self._api)
         self._custom = kubernetes.client.CustomObjectsApi(self._api)
+        self._coordination = kubernetes.client.CoordinationV1Api(self._api)
         self._host = socket.gethostname()
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
@@ -181,6 +183,22 @@ class KubeClient:
             if exc.status == 403:
                 return None
             raise ClusterError(f"listing nodes: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
+    async def list_node_leases(self) -> list[dict[str, Any]] | None:
+        """The kubelets' Leases in kube-node-lease, or None when RBAC forbids reading them."""
+        try:
+            response = await asyncio.to_thread(
+                self._coordination.list_namespaced_lease,
+                NODE_LEASE_NAMESPACE,
+                resource_version="0",  # served from the apiserver's cache
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 403:
+                return None
+            raise ClusterError(f"listing node Leases: {exc.reason}") from None
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 

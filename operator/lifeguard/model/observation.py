@@ -98,6 +98,10 @@ class NodeFacts:
     ready: bool | None
     ready_since: datetime | None = None
     reason: str | None = None
+    # Seconds since the operator last saw the kubelet renew the node's Lease (its own clock,
+    # so no skew between hosts enters), and the Lease's duration; None when not watched.
+    lease_age: float | None = None
+    lease_duration: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lifeguard.model.enums import Cause
-from lifeguard.model.observation import Observation, PodFacts
+from lifeguard.model.observation import NodeFacts, Observation, PodFacts
 from lifeguard.verdict.evidence import (
     TERMINAL_PHASES,
     ProcessDeath,
@@ -172,6 +172,18 @@ def pod_finished(case: Case) -> Verdict | None:
     )
 
 
+# A kubelet renews its Lease every quarter of the Lease's duration (10 s of 40 s by default):
+# three renewals missed is a silent kubelet, well before the node controller's grace period
+# (50 s by default) marks the node NotReady.
+LEASE_LAPSED_FRACTION = 0.75
+
+
+def lease_lapsed(node: NodeFacts) -> bool:
+    if node.lease_age is None or not node.lease_duration:
+        return False
+    return node.lease_age > LEASE_LAPSED_FRACTION * node.lease_duration
+
+
 def node_lost(case: Case) -> Verdict | None:
     pod, obs = case.pod, case.obs
     if pod is None or not case.beat.stale:
@@ -187,9 +199,15 @@ def node_lost(case: Case) -> Verdict | None:
         state = f"runs on node {pod.node_name}, which is NotReady{why}"
         if obs.node.ready_since is not None:
             state += f" for {seconds((obs.now - obs.node.ready_since).total_seconds())}"
+    elif lease_lapsed(obs.node):
+        state = (
+            f"runs on node {pod.node_name}, whose kubelet has not renewed its Lease for"
+            f" {seconds(obs.node.lease_age or 0.0)}"
+        )
     else:
         return None
-    # The loss is certain once both hold: the node is NotReady and the beat is stale.
+    # The loss is certain once both hold: the node is NotReady (or its kubelet silent) and the
+    # beat is stale.
     since = case.beat.stale_for
     if obs.node is not None and obs.node.ready is False and obs.node.ready_since is not None:
         not_ready_for = (obs.now - obs.node.ready_since).total_seconds()
