@@ -2,6 +2,8 @@
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import logging
 import sys
@@ -16,6 +18,8 @@ from lifeguard.metrics import Metrics
 from lifeguard.supervisor.fleet import Fleet
 
 log = logging.getLogger("lifeguard")
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 def register(subparsers: Any) -> None:
@@ -78,11 +82,26 @@ def configure_logging(fmt: str, level: str) -> None:
     logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives every thread that allocates its own malloc arena (up to 8 per core); the
+    API client's worker threads would each keep one, for megabytes of resident memory the
+    operator never needs. Same as MALLOC_ARENA_MAX=2; a no-op without glibc."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    try:
+        mallopt = ctypes.CDLL(libc_name).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, arenas)
+
+
 async def _nodes_readable(kube: KubeClient) -> bool:
     return await kube.list_nodes() is not None
 
 
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     configure_logging(args.log_format, args.log_level)
     kube = KubeClient()
     nodes = not args.no_nodes and asyncio.run(_nodes_readable(kube))
