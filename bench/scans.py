@@ -97,8 +97,9 @@ def scan_breakdown(dsn: str, *, max_jobs: int, repeats: int) -> dict[str, float]
 
     Each part is the median of `repeats` runs of the operator's own scan statement:
     `server_s` is EXPLAIN ANALYZE's execution time (no rows sent); `fetch_text_s` and
-    `fetch_binary_s` fetch the rows as tuples in each wire format; `river_fetch_s` is
-    RiverDatabase.fetch (pool, dict rows), the step before the scan builds its JobFacts.
+    `fetch_binary_s` fetch the rows as tuples in each wire format on a plain connection;
+    `river_fetch_s` is RiverDatabase.fetch_tuples (the pool, binary tuples), the step before
+    the scan builds its JobFacts. The scan's own wall time minus this is the JobFacts part.
     """
     statement, params = scan_statement(ScanQuery(queues=(QUEUE,), max_jobs=max_jobs))
 
@@ -123,11 +124,11 @@ def scan_breakdown(dsn: str, *, max_jobs: int, repeats: int) -> dict[str, float]
 
     async def river_fetch() -> float:
         async with RiverDatabase(dsn, statement_timeout=120.0) as db:
-            await db.fetch(statement, params, schema=None, doing="bench")
+            await db.fetch_tuples(statement, params, schema=None, doing="bench")
             timings = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                await db.fetch(statement, params, schema=None, doing="bench")
+                await db.fetch_tuples(statement, params, schema=None, doing="bench")
                 timings.append(time.perf_counter() - started)
         return statistics.median(timings)
 
