@@ -226,6 +226,12 @@ def test_missing_secret_and_bad_dsn_show_in_conditions_and_leave_other_policies_
     lg.create_secret("nowhere", "postgresql://postgres@127.0.0.1:1/river?connect_timeout=1")
     lg.apply_policy("bad-dsn", fast_policy_spec(secret="nowhere"))
 
+    bad_pattern = fast_policy_spec()
+    bad_pattern["workers"]["clientIdPattern"] = "(?P<pod>[a-z"  # CEL cannot compile regexes
+    lg.apply_policy("bad-pattern", bad_pattern)
+
+    invalid = lg.wait_condition("bad-pattern", "Ready", "False", reason="InvalidSpec")
+    assert "spec.workers.clientIdPattern" in invalid["message"]
     missing = lg.wait_condition("no-secret", "Ready", "False", reason="SecretNotFound")
     assert "does-not-exist" in missing["message"]
     assert "spec.database.secretRef" in missing["message"]
@@ -240,7 +246,7 @@ def test_missing_secret_and_bad_dsn_show_in_conditions_and_leave_other_policies_
     lg.wait_job(job, "running", timeout=30)
     lg.delete_pod("side-w", grace=0)
     lg.wait_job(job, ("retryable", "available"), timeout=30)
-    for name in ("no-secret", "bad-dsn"):
+    for name in ("no-secret", "bad-dsn", "bad-pattern"):
         lg.plane.kubectl("delete", "jp", name, "-n", lg.namespace)
 
 
