@@ -60,9 +60,13 @@ class Announcer:
             else:
                 result = outcome.result.value if outcome else Result.FAILED.value
                 applied = outcome is not None and outcome.result is Result.APPLIED
-            self._metrics.actions.labels(
-                policy, action.action.value, action.cause.value, result
-            ).inc()
+            key = (action.job_id, action.attempted_at, action.action)
+            repeated = not applied and key in self._announced
+            # Every write attempt counts; a dry-run decision only the first time it is made.
+            if not (repeated and action.dry_run):
+                self._metrics.actions.labels(
+                    policy, action.action.value, action.cause.value, result
+                ).inc()
             if outcome is not None and outcome.result is Result.FAILED:
                 log.warning(
                     "policy %s job %s: %s failed: %s",
@@ -72,8 +76,7 @@ class Announcer:
                     outcome.detail,
                     extra={"policy": policy, "job_id": action.job_id, "result": result},
                 )
-            key = (action.job_id, action.attempted_at, action.action)
-            if not applied and key in self._announced:
+            if repeated:
                 continue
             self._announced.add(key)
             if applied:
