@@ -51,6 +51,13 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
         settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
         # Lifeguard posts its own, specific Events; kopf's handler chatter is noise.
         settings.posting.level = logging.WARNING
+        # kopf keeps a worker task per object for `idle_timeout` (5 s by default) after its
+        # last event, and that worker holds the event's whole body. While thousands of pods
+        # arrive, the bodies of the last 5 s all stay alive, and the process keeps that
+        # high-water mark: ~10 MB of resident memory with 10k new pods (bench scale figure).
+        # Half a second still serves an object's back-to-back events with one worker; the
+        # wait for a patch's consistency is unaffected (kopf waits the longer of the two).
+        settings.queueing.idle_timeout = 0.5
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
         if options.pod_selector:
