@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -57,6 +58,19 @@ def test_running_container_facts_keep_its_start_time() -> None:
     assert container.running_since.isoformat() == "2026-11-27T08:00:00+00:00"
     assert container.terminated is None
     assert facts.node_name == "n1"
+
+
+def test_pods_share_the_strings_they_repeat() -> None:
+    # Decoded separately, as the watch stream delivers them: equal values, distinct objects.
+    first, second = (
+        pod_facts(json.loads(json.dumps(pod_body(name, labels={"app": "scale-worker"}))))
+        for name in ("w-1", "w-2")
+    )
+    assert first.namespace is second.namespace
+    assert first.node_name is second.node_name
+    assert first.phase is second.phase
+    assert first.labels[0][1] is second.labels[0][1]
+    assert first.containers[0].name is second.containers[0].name
 
 
 def test_oom_killed_container_facts_carry_reason_and_exit_code() -> None:
