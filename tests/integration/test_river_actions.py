@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import select
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 
 import psycopg
@@ -44,23 +43,6 @@ def river(
 ) -> tuple[str, str | None]:
     schema: str | None = request.param
     return rj.river_database_in(river_database, schema), schema
-
-
-@pytest.fixture
-def conn(river: tuple[str, str | None]) -> Iterator[rj.Conn]:
-    with rj.connect(river[0]) as connection:
-        yield connection
-
-
-@pytest.fixture
-def schema(river: tuple[str, str | None]) -> str | None:
-    return river[1]
-
-
-@pytest.fixture
-async def db(river: tuple[str, str | None]) -> AsyncIterator[RiverDatabase]:
-    async with RiverDatabase(river[0]) as database:
-        yield database
 
 
 def parse_go_time(text: str) -> datetime:

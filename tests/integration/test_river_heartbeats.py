@@ -6,7 +6,6 @@ import json
 import os
 import statistics
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -36,18 +35,6 @@ ODD_SCHEMA = "Hërtbeat 'Jobs'"
 def river(river_database: RiverDatabaseFactory) -> tuple[str, str | None]:
     dsn = rj.river_database_in(river_database, ODD_SCHEMA)
     return dsn, ODD_SCHEMA
-
-
-@pytest.fixture
-def conn(river: tuple[str, str | None]) -> Iterator[rj.Conn]:
-    with rj.connect(river[0]) as connection:
-        yield connection
-
-
-@pytest.fixture
-async def db(river: tuple[str, str | None]) -> AsyncIterator[RiverDatabase]:
-    async with RiverDatabase(river[0]) as database:
-        yield database
 
 
 def columns(conn: rj.Conn, schema: str | None) -> list[tuple[Any, ...]]:

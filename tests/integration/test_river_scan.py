@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -54,23 +54,6 @@ def river(
     with rj.connect(dsn) as conn:
         conn.execute(heartbeat_table_ddl(schema))
     yield dsn, schema
-
-
-@pytest.fixture
-def conn(river: tuple[str, str | None]) -> Iterator[rj.Conn]:
-    with rj.connect(river[0]) as connection:
-        yield connection
-
-
-@pytest.fixture
-def schema(river: tuple[str, str | None]) -> str | None:
-    return river[1]
-
-
-@pytest.fixture
-async def db(river: tuple[str, str | None]) -> AsyncIterator[RiverDatabase]:
-    async with RiverDatabase(river[0]) as database:
-        yield database
 
 
 def only(result: Scan) -> dict[int, object]:

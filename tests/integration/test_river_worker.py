@@ -14,7 +14,7 @@ import random
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,18 +64,6 @@ def river(
     with rj.connect(dsn) as conn:
         conn.execute(heartbeat_table_ddl(schema))
     return dsn, schema
-
-
-@pytest.fixture
-def conn(river: tuple[str, str | None]) -> Iterator[rj.Conn]:
-    with rj.connect(river[0]) as connection:
-        yield connection
-
-
-@pytest.fixture
-async def db(river: tuple[str, str | None]) -> AsyncIterator[RiverDatabase]:
-    async with RiverDatabase(river[0]) as database:
-        yield database
 
 
 @contextmanager
