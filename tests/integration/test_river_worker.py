@@ -25,6 +25,7 @@ from devenv import procs
 from devenv import river_jobs as rj
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from devenv.worker import build_worker
+from lifeguard.model.client_id import river_host_of_pod
 from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
     Applied,
@@ -164,7 +165,7 @@ async def test_a_cancel_reaches_a_running_river_worker(
             lambda: job_state(conn, schema, job_id, "running"), "the hang job to run", worker=worker
         )
         # The fast path finds it by the pod's client ID prefix (here: this host's name).
-        prefix = socket.gethostname().replace(".", "_")[:60] + "_"
+        prefix = river_host_of_pod(socket.gethostname()) + "_"
         [running] = (await jobs_of_pod(db, ScanQuery(schema=schema), prefix)).jobs
         assert running.id == job_id and running.client_id is not None
         assert running.client_id.startswith(prefix)
@@ -253,7 +254,7 @@ async def test_a_scan_sees_a_real_workers_running_job_with_its_client(
         [job] = result.jobs
         assert job.id == job_id and job.kind == "hang" and job.attempt == 1
         assert job.client_id is not None
-        assert job.client_id.startswith(socket.gethostname().replace(".", "_")[:60] + "_")
+        assert job.client_id.startswith(river_host_of_pod(socket.gethostname()) + "_")
         assert 0 <= job.running_for < 30
 
 
