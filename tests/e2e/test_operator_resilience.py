@@ -11,7 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from scenario import (
+
+from devenv.controlplane import ControlPlane
+from devenv.nodeagent import NodeAgentHandle
+from devenv.nodeagent_kube import KubeClient
+from devenv.operator import OperatorProcess, start_operator
+from devenv.postgres import PostgresCluster
+from devenv.river import migrate
+from devenv.scenario import (
     Scenario,
     fast_policy_spec,
     install_crd,
@@ -21,13 +28,6 @@ from scenario import (
     untouched,
     wait_for,
 )
-
-from devenv.controlplane import ControlPlane
-from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
-from devenv.operator import OperatorProcess, start_operator
-from devenv.postgres import PostgresCluster
-from devenv.river import migrate
 
 pytestmark = pytest.mark.e2e
 

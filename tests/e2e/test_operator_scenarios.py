@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario import (
+
+from devenv.controlplane import ControlPlane
+from devenv.nodeagent import NodeAgentHandle
+from devenv.nodeagent_kube import KubeClient
+from devenv.operator import OperatorProcess, start_operator
+from devenv.scenario import (
     Scenario,
     fast_policy_spec,
     install_crd,
@@ -26,11 +31,6 @@ from scenario import (
     untouched,
     wait_for,
 )
-
-from devenv.controlplane import ControlPlane
-from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
-from devenv.operator import OperatorProcess, start_operator
 
 pytestmark = pytest.mark.e2e
 

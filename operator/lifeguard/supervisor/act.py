@@ -8,13 +8,11 @@ exactly the case the fence exists for: nothing is done twice.
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
 from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
-from lifeguard.model.enums import Action, Backoff, Cause
-from lifeguard.plan import PodRef
+from lifeguard.model.enums import Action
+from lifeguard.plan import PlannedAction
 from lifeguard.river import actions as river_actions
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
@@ -22,27 +20,8 @@ from lifeguard.river.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 
-class Decision(Protocol):
-    """What the plan decided for one job (plan.PlannedAction satisfies this)."""
-
-    @property
-    def job_id(self) -> int: ...
-    @property
-    def attempted_at(self) -> datetime: ...
-    @property
-    def action(self) -> Action: ...
-    @property
-    def cause(self) -> Cause: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def count_attempt(self) -> bool: ...
-    @property
-    def backoff(self) -> Backoff: ...
-    @property
-    def pod(self) -> PodRef | None: ...
+# What the plan decided for one job.
+Decision = PlannedAction
 
 
 class Result(StrEnum):
