@@ -46,3 +46,10 @@ class Backoff(StrEnum):
 
     IMMEDIATE = "Immediate"
     RIVER = "River"
+
+
+class Unattributed(StrEnum):
+    """Whether a policy judges jobs whose client maps to no pod in any watched namespace."""
+
+    JUDGE = "Judge"
+    IGNORE = "Ignore"

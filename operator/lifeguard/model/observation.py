@@ -46,6 +46,8 @@ class JobFacts:
     infra_retries: int = 0
     # Seconds since a cancel was requested (metadata cancel_attempted_at), if ever.
     cancel_requested_age: float | None = None
+    # River's tags, read only when a rival policy selects by tags (ownership); None: not read.
+    tags: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

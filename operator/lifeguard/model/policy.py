@@ -8,6 +8,7 @@ from lifeguard.model.actions import ActionsSpec
 from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
 from lifeguard.model.client_id import DEFAULT_CLIENT_ID_PATTERN
 from lifeguard.model.duration import parse_duration
+from lifeguard.model.enums import Unattributed
 from lifeguard.model.heartbeat import HeartbeatSpec
 from lifeguard.model.limits import AdaptiveSpec, Tier
 from lifeguard.model.safety import SafetySpec
@@ -88,6 +89,19 @@ class WorkersSpec(ApiModel):
             " '.' written as '_'; an optional group `started` captures the client start time as"
             " YYYY_MM_DDTHH_MM_SS_UUUUUU. The default matches River's default client ID"
             " (hostname, at most 60 characters, then the start time)."
+        ),
+    )
+    unattributed: Unattributed = Field(
+        Unattributed.IGNORE,
+        description=(
+            "Jobs whose client ID maps to no pod in any namespace the operator watches (a"
+            " worker outside the cluster, a custom client ID, an unwatched namespace). A job"
+            " is judged only by a policy in the namespace of the pod that runs it; such a job"
+            " has no namespace, so only a policy that says Judge judges it (the oldest such"
+            " policy on the same database, if several). Ignore (default) never acts on a job"
+            " that may belong to another team, at the price that a dead worker outside the"
+            " cluster is left to River's own rescuer. Judge: this policy judges them as"
+            " pod-less (Stale when their beats stop)."
         ),
     )
 

@@ -1,0 +1,231 @@
+"""Which policy judges a running job: exactly one, or none.
+
+Several JobPolicies may scan one River database: a policy per team, each in its namespace, or a
+catch-all next to a tiered policy in one namespace. Each would otherwise judge (and act on) every
+job its selector matches. The rule, applied the same way by every policy so that at most one
+claims a job:
+
+1. The job's home is the namespace of the pod that runs it: its client ID maps to a pod prefix
+   (the policy's clientIdPattern), and the inventory knows the pods with that prefix in every
+   watched namespace. Pods of one name in several namespaces are told apart as within one
+   namespace: a live pod whose containers ran before the client started. If that leaves more
+   than one namespace, or none, the job is ambiguous and no policy judges it.
+2. A job with a home is judged by a policy of that namespace that selects it (on the same
+   database), and by no other; a namespace without such a policy leaves it alone.
+3. A job without a home (no pod in any watched namespace) is judged only by a policy with
+   `workers.unattributed: Judge`.
+4. Several candidates (overlapping selectors): the oldest policy wins, by creation time, then
+   name (then namespace, for unattributed jobs).
+
+Pure: the shell hands in the policies it supervises (`FleetView`) and the pods it knows.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from lifeguard.model.enums import Unattributed
+from lifeguard.model.observation import JobFacts, PodFacts
+from lifeguard.model.selectors import JobSelector
+
+# A policy whose creation time is unknown ranks after every dated one.
+_UNDATED = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFacts:
+    """What the ownership rule needs of one JobPolicy."""
+
+    namespace: str
+    name: str
+    created: datetime | None
+    selector: JobSelector
+    unattributed: Unattributed = Unattributed.IGNORE
+    # The database (and schema) the policy scans, as an opaque identity: policies of different
+    # databases never compete for a job. "" while its Secret has not been read.
+    database: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def rank(self) -> tuple[datetime, str, str]:
+        """Older first: creation time, then name, then namespace."""
+        return (self.created or _UNDATED, self.name, self.namespace)
+
+    def selects(self, job: JobFacts) -> bool:
+        """Whether the policy's selector matches the job; unread tags count as a match (the
+        safe side: a job another policy may own is not judged here)."""
+        tags = job.tags
+        if tags is None and self.selector.tags is not None:
+            tags = tuple(self.selector.tags)
+        return self.selector.matches(job.queue, job.kind, job.priority, tags or ())
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The policies one operator supervises, and the namespaces whose pods it sees."""
+
+    policies: tuple[PolicyFacts, ...] = ()
+    # None: every namespace is watched.
+    watched_namespaces: tuple[str, ...] | None = None
+
+    def describe_watched(self) -> str:
+        if self.watched_namespaces is None:
+            return "every namespace is watched"
+        return "watched: " + ", ".join(self.watched_namespaces)
+
+
+def could_run_client(pod: PodFacts, client_started: datetime | None) -> bool:
+    """A client cannot start before its pod: some container ran by the client's start."""
+    if client_started is None:
+        return True
+    return any(
+        c.running_since is not None and c.running_since <= client_started for c in pod.containers
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """Where the pod that runs a job lives, as far as the pods known tell."""
+
+    # The pod prefix of the client ID; None when the ID matches no pod pattern.
+    prefix: str | None
+    # The namespace of that pod; None when no pod (or more than one namespace) fits.
+    namespace: str | None = None
+    # Namespaces that each hold a pod that may run the client: no one can tell which.
+    ambiguous: tuple[str, ...] = ()
+
+
+def home_of(prefix: str | None, client_started: datetime | None, pods: Iterable[PodFacts]) -> Home:
+    """The home of a job from the pods (live and deleted, every namespace) with its prefix."""
+    if prefix is None:
+        return Home(prefix=None)
+    candidates = list(pods)
+    namespaces = {pod.namespace for pod in candidates}
+    if len(namespaces) <= 1:
+        return Home(prefix, namespace=next(iter(namespaces), None))
+    plausible = {
+        pod.namespace
+        for pod in candidates
+        if not pod.gone and could_run_client(pod, client_started)
+    }
+    if len(plausible) == 1:
+        return Home(prefix, namespace=plausible.pop())
+    return Home(prefix, ambiguous=tuple(sorted(plausible or namespaces)))
+
+
+class Claim(StrEnum):
+    """Why a policy does, or does not, judge a job it scanned."""
+
+    OWNED = "Owned"
+    OTHER_NAMESPACE = "OtherNamespace"
+    OLDER_POLICY = "OlderPolicy"
+    UNATTRIBUTED = "Unattributed"
+    AMBIGUOUS = "AmbiguousPod"
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    claim: Claim
+    # A sentence for `explain`.
+    message: str
+    # The policy ("namespace/name") that judges the job instead, when one does.
+    owner: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.claim is Claim.OWNED
+
+
+@dataclass
+class Judges:
+    """The ownership rule over one FleetView, indexed once per cycle (a scan has 10k jobs)."""
+
+    fleet: FleetView
+    _by_namespace: dict[tuple[str, str], list[PolicyFacts]] = field(init=False)
+    _unattributed: dict[str, list[PolicyFacts]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_namespace = {}
+        self._unattributed = {}
+        for policy in sorted(self.fleet.policies, key=lambda p: p.rank):
+            self._by_namespace.setdefault((policy.namespace, policy.database), []).append(policy)
+            if policy.unattributed is Unattributed.JUDGE:
+                self._unattributed.setdefault(policy.database, []).append(policy)
+
+    def judge(self, job: JobFacts, home: Home, database: str) -> PolicyFacts | None:
+        """The one policy that judges the job, None when no policy may."""
+        if home.namespace is not None:
+            candidates = self._by_namespace.get((home.namespace, database), [])
+        elif home.ambiguous:
+            return None
+        else:
+            candidates = self._unattributed.get(database, [])
+        return next((policy for policy in candidates if policy.selects(job)), None)
+
+    def ownership(self, job: JobFacts, home: Home, me: PolicyFacts) -> Ownership:
+        """Whether `me`, which scanned the job (so its selector matches), judges it."""
+        judge = self.judge(job, home, me.database)
+        if judge is not None and judge.key == me.key:
+            return Ownership(Claim.OWNED, "This policy judges the job.")
+        owner = judge.key if judge is not None else None
+        by_owner = f"; {owner} judges it" if owner else "; no policy there selects it"
+        if home.ambiguous:
+            return Ownership(
+                Claim.AMBIGUOUS,
+                f"Pods named {home.prefix} in namespaces {', '.join(home.ambiguous)} may each"
+                " run its client (the client's start does not tell them apart); no policy"
+                " judges it.",
+            )
+        if home.namespace is not None and home.namespace != me.namespace:
+            return Ownership(
+                Claim.OTHER_NAMESPACE,
+                f"Its client runs in pod {home.prefix} of namespace {home.namespace}{by_owner}.",
+                owner,
+            )
+        if home.namespace is None and me.unattributed is Unattributed.IGNORE:
+            client = f"pod {home.prefix}" if home.prefix else "no pod name"
+            judged = f"; {owner} judges it" if owner else ""
+            return Ownership(
+                Claim.UNATTRIBUTED,
+                f"Its client ID maps to {client} in no watched namespace"
+                f" ({self.fleet.describe_watched()}) and workers.unattributed is Ignore{judged}.",
+                owner,
+            )
+        if judge is not None and judge.rank < me.rank:
+            return Ownership(
+                Claim.OLDER_POLICY,
+                f"The older policy {owner} also selects it and judges it.",
+                owner,
+            )
+        # Only reachable when `me` is missing from the fleet view (not registered yet): judge
+        # nothing rather than risk judging another policy's job.
+        return Ownership(
+            Claim.UNATTRIBUTED, f"Policy {me.key} is not among the supervised policies yet.", owner
+        )
+
+
+def overlaps(ownerships: Iterable[Ownership]) -> Mapping[str, int]:
+    """Jobs an older policy judges instead of this one, by that policy: the Overlapping
+    condition's content."""
+    counts: dict[str, int] = {}
+    for ownership in ownerships:
+        if ownership.claim is Claim.OLDER_POLICY and ownership.owner is not None:
+            counts[ownership.owner] = counts.get(ownership.owner, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def describe_overlaps(counts: Mapping[str, int], policy_jobs: int) -> str:
+    """A sentence for the Overlapping condition and its Event."""
+    parts = [f"{owner} ({count} running {_jobs(count)})" for owner, count in counts.items()]
+    return (
+        f"Older policies also select jobs this policy selects and judge them: {', '.join(parts)}."
+        f" This policy judges {policy_jobs} running {_jobs(policy_jobs)}."
+    )
+
+
+def _jobs(count: int) -> str:
+    return "job" if count == 1 else "jobs"
