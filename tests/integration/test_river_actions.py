@@ -63,26 +63,99 @@ def add_errors(conn: rj.Conn, schema: str | None, job_id: int, count: int) -> No
 # --- retry ----------------------------------------------------------------------------------
 
 
-async def test_immediate_retry_writes_a_river_error_entry_and_counts(
-    db: RiverDatabase, conn: rj.Conn, schema: str | None
+async def test_immediate_retry_makes_the_job_available_as_river_job_retry_does(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, river: tuple[str, str | None]
 ) -> None:
-    job_id, attempted_at = rj.start_job(conn, schema, metadata={"tenant": "a"})
+    queue = 'billing "eu" ü'
+    job_id, attempted_at = rj.start_job(conn, schema, queue=queue, metadata={"tenant": "a"})
     request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
 
-    applied = await retry(db, request, schema=schema)
+    with listen(river[0], f"{schema or 'public'}.river_insert") as listener:
+        applied = await retry(db, request, schema=schema)
+        payloads = notifications(listener)
 
-    assert applied == Applied(job_id, "retryable")
+    assert applied == Applied(job_id, "available")
     row = rj.job(conn, schema, job_id)
-    assert row["state"] == "retryable" and row["attempt"] == 1 and row["finalized_at"] is None
+    assert row["state"] == "available" and row["attempt"] == 1 and row["finalized_at"] is None
     assert abs((row["scheduled_at"] - row["db_now"]).total_seconds()) < 1
     [entry] = row["errors"]
     assert set(entry) == {"at", "attempt", "error", "trace"}
     assert (entry["attempt"], entry["error"], entry["trace"]) == (1, REASON, "")
     assert abs((parse_go_time(entry["at"]) - row["db_now"]).total_seconds()) < 1
     assert row["metadata"] == {"tenant": "a", "lifeguard:retries": 1}
+    # River's insert notification, which wakes the queue's idle producers.
+    assert [json.loads(p) for p in payloads] == [{"queue": queue}]
     # The same fence again: the job is no longer running, so nothing applies.
     assert await retry(db, request, schema=schema) is None
     assert len(rj.job(conn, schema, job_id)["errors"]) == 1
+
+
+async def test_a_batch_of_immediate_retries_wakes_each_queue_once(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, river: tuple[str, str | None]
+) -> None:
+    jobs = [rj.start_job(conn, schema, queue=q) for q in ("a", "a", "b")]
+    backoff = rj.start_job(conn, schema, queue="c")
+    requests = [RetryRequest(i, at, REASON, backoff=Backoff.IMMEDIATE) for i, at in jobs]
+
+    with listen(river[0], f"{schema or 'public'}.river_insert") as listener:
+        applied = await retry_many(db, [*requests, RetryRequest(*backoff, REASON)], schema=schema)
+        payloads = notifications(listener)
+
+    assert [a.state for a in applied] == ["available", "available", "available", "retryable"]
+    assert sorted(json.loads(p)["queue"] for p in payloads) == ["a", "b"]
+
+
+# River's bit(8) unique_states: bit i from the left as river_job_state_in_bitmask reads it
+# (rivershared/uniquestates writes the same positions).
+_BIT_OF_STATE = {
+    "scheduled": 0, "running": 1, "retryable": 2, "pending": 3,
+    "discarded": 4, "completed": 5, "cancelled": 6, "available": 7,
+}  # fmt: skip
+RIVER_REQUIRED = ("available", "pending", "running", "scheduled")
+RIVER_DEFAULT = (*RIVER_REQUIRED, "completed", "retryable")
+
+
+def unique_states(*states: str) -> str:
+    return "".join("1" if any(_BIT_OF_STATE[s] == i for s in states) else "0" for i in range(8))
+
+
+@pytest.mark.parametrize(
+    ("states", "state"),
+    [
+        (RIVER_DEFAULT, "available"),
+        (RIVER_REQUIRED, "available"),
+        # Rows River's insert would refuse to write: the retry waits for River's scheduler.
+        (("pending", "running", "scheduled"), "retryable"),
+        (("available", "pending", "scheduled"), "retryable"),
+    ],
+    ids=["river-default", "river-required", "no-available", "no-running"],
+)
+async def test_an_immediate_retry_of_a_unique_job_is_available_only_when_river_allows_it(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, states: tuple[str, ...], state: str
+) -> None:
+    job_id, attempted_at = rj.start_job(conn, schema)
+    conn.execute(
+        sql.SQL("UPDATE {t} SET unique_key = %s, unique_states = %s::bit(8) WHERE id = %s").format(
+            t=rj.table(schema, "river_job")
+        ),
+        (f"key-{job_id}".encode(), unique_states(*states), job_id),
+    )
+    request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
+
+    assert await retry(db, request, schema=schema) == Applied(job_id, state)
+    row = rj.job(conn, schema, job_id)
+    assert row["state"] == state
+    assert abs((row["scheduled_at"] - row["db_now"]).total_seconds()) < 1
+
+
+async def test_a_retry_with_river_backoff_stays_retryable_and_wakes_nobody(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, river: tuple[str, str | None]
+) -> None:
+    job_id, attempted_at = rj.start_job(conn, schema)
+    with listen(river[0], f"{schema or 'public'}.river_insert") as listener:
+        assert await retry(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
+        assert notifications(listener, timeout=0.5) == []
+    assert rj.job(conn, schema, job_id)["state"] == "retryable"
 
 
 @pytest.mark.parametrize("earlier_errors", [0, 2, 4])
@@ -116,7 +189,7 @@ async def test_a_retry_of_the_last_attempt_discards_unless_refunded(
         schema=schema,
     )
 
-    assert applied == [Applied(spent, "discarded"), Applied(refunded, "retryable")]
+    assert applied == [Applied(spent, "discarded"), Applied(refunded, "available")]
     discarded = rj.job(conn, schema, spent)
     assert abs((discarded["finalized_at"] - discarded["db_now"]).total_seconds()) < 1
     assert discarded["metadata"] == {"lifeguard:retries": 1}

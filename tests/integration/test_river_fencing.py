@@ -119,7 +119,7 @@ async def test_retry_racing_the_completer_applies_exactly_one(
             if retried:
                 # Queued again exactly once, with one error entry: the job runs again (it had
                 # not finished), and the late completer changed nothing.
-                assert row["state"] == "retryable" and len(row["errors"]) == 1
+                assert row["state"] == "available" and len(row["errors"]) == 1
                 assert row["finalized_at"] is None
                 outcomes["retried"] += 1
             else:

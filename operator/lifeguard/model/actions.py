@@ -35,9 +35,10 @@ class ActionRule(ApiModel):
 
     action: Action = Field(
         description=(
-            "What to do at once. Retry: make the job retryable (or discard it when attempts are"
-            " exhausted). Cancel: ask the worker to cancel it through River. RestartPod: evict"
-            " the pod that runs it. Discard: finalize it as discarded. None: only report."
+            "What to do at once. Retry: queue the job again, as `backoff` says (or discard it"
+            " when attempts are exhausted). Cancel: ask the worker to cancel it through River."
+            " RestartPod: evict the pod that runs it. Discard: finalize it as discarded. None:"
+            " only report."
         )
     )
     then: Action | None = Field(
@@ -57,8 +58,9 @@ class ActionRule(ApiModel):
     backoff: Backoff = Field(
         Backoff.RIVER,
         description=(
-            "When a retried job runs again. Immediate: at once. River: after River's default"
-            " retry backoff (attempt^4 seconds, with jitter)."
+            "When a retried job runs again. Immediate: at once: the job is made available, as"
+            " River's JobRetry does, and idle workers of its queue are woken. River: retryable"
+            " after River's default retry backoff (attempt^4 seconds, with jitter)."
         ),
     )
     max_infra_retries: int = Field(

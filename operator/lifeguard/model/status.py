@@ -46,7 +46,9 @@ class ActionTotals(StatusModel):
     """Actions applied since the operator started watching this policy."""
 
     rescued: Count = Field(0, description="Jobs Lifeguard acted on (any applied action).")
-    retried: Count = Field(0, description="Jobs made retryable (or discarded when exhausted).")
+    retried: Count = Field(
+        0, description="Jobs queued again: available or retryable (or discarded when exhausted)."
+    )
     cancelled: Count = Field(0, description="Cancel requests sent through River.")
     pods_restarted: Count = Field(0, description="Pods evicted.")
     discarded: Count = Field(0, description="Jobs discarded.")

@@ -16,14 +16,17 @@ from typing import Any
 
 from psycopg import sql
 
-from lifeguard.model.enums import Backoff
+from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river.database import RiverDatabase, qualified
-from lifeguard.river.sqltext import RFC3339_NOW, json_counter, safe_timestamptz
+from lifeguard.river.heartbeats import HeartbeatLocation
+from lifeguard.river.sqltext import RFC3339_NOW, json_counter, rfc3339, safe_timestamptz
 
 RETRIES_KEY = "lifeguard:retries"
 INFRA_RETRIES_KEY = "lifeguard:infra_retries"
 CANCELS_KEY = "lifeguard:cancels"
 DISCARDS_KEY = "lifeguard:discards"
+# The last progress of a retried attempt, for the next one: {"attempt", "progress", "at"}.
+RESUME_KEY = "lifeguard:resume"
 
 # River's DefaultClientRetryPolicy caps a delay at Go's largest time.Duration (~292 years).
 _MAX_DELAY_SECONDS = 9223372036.854775807
@@ -60,9 +63,10 @@ class DiscardRequest:
 class Applied:
     """A write that applied, and the job's state after it.
 
-    retry: `retryable`, or `discarded` (attempts exhausted), or `cancelled` (a cancel had been
-    requested: River's rescuer and completer never retry such a job). cancel: `running` (the
-    worker's producer cancels the job's context). discard: `discarded`.
+    retry: `available` (Immediate), `retryable` (River's backoff), `discarded` (attempts
+    exhausted), or `cancelled` (a cancel had been requested: River's rescuer and completer never
+    retry such a job). cancel: `running` (the worker's producer cancels the job's context).
+    discard: `discarded`.
     """
 
     job_id: int
@@ -74,20 +78,36 @@ def lifeguard_error(cause: str, reason: str, detail: str) -> str:
     return f"lifeguard: {cause}/{reason}: {detail}"
 
 
-async def retry(db: RiverDatabase, request: RetryRequest, *, schema: str | None) -> Applied | None:
-    applied = await retry_many(db, [request], schema=schema)
+async def retry(
+    db: RiverDatabase,
+    request: RetryRequest,
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
+) -> Applied | None:
+    applied = await retry_many(db, [request], schema=schema, resume_from=resume_from)
     return applied[0] if applied else None
 
 
 async def retry_many(
-    db: RiverDatabase, requests: Sequence[RetryRequest], *, schema: str | None
+    db: RiverDatabase,
+    requests: Sequence[RetryRequest],
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
 ) -> list[Applied]:
     """Retries as River's rescuer does (riverpgxv5 JobRescueMany), fenced per attempt.
 
-    Appends {at, attempt, error, trace} to `errors`; sets `retryable` with `scheduled_at` now
-    (Immediate) or River's default backoff ((errors + 1)^4 s, ±10 % jitter, errors counted
-    before this one); or `discarded` with `finalized_at` when the attempts are used up and not
-    refunded. Never `available`: that could collide with River's unique-job index.
+    Appends {at, attempt, error, trace} to `errors`; an Immediate retry becomes `available` at
+    once, as River's own JobRetry writes it, and wakes the queue's producers; a River-backoff
+    retry becomes `retryable` with River's default backoff ((errors + 1)^4 s, ±10 % jitter,
+    errors counted before this one); `discarded` with `finalized_at` when the attempts are used
+    up and not refunded; `cancelled` when a cancel had been requested.
+
+    With `resume_from`, the same statement copies the attempt's last progress (written by this
+    attempt, with a payload) into metadata `lifeguard:resume` = {attempt, progress, at}, for
+    the Go module's heartbeat.ResumeFrom in the next attempt. An attempt without progress
+    leaves the key as it was, so a checkpoint of an earlier attempt is kept.
     """
     if not requests:
         return []
@@ -99,10 +119,24 @@ async def retry_many(
         ts=safe_timestamptz(sql.SQL("(j.metadata ->> 'cancel_attempted_at')"))
     )
     exhausted = sql.SQL("(j.attempt >= j.max_attempts AND NOT {refund})").format(refund=refund)
+    # River's JobRetry makes a job `available` with scheduled_at now; DESIGN once said never to
+    # write `available` for fear of River's unique index (river_job_unique_idx: unique_key,
+    # WHERE river_job_state_in_bitmask(unique_states, state)). River v0.51.2 requires
+    # `available` and `running` in every unique_states (insert_opts.go requiredV3states): a
+    # running row already holds its key in that index, so no other row can hold it, and the
+    # same row moving to `available` cannot conflict. A row written some other way, whose
+    # unique_states lacks either bit, keeps `retryable` and waits for River's scheduler.
+    available_safe = sql.SQL(
+        "(j.unique_key IS NULL OR j.unique_states IS NULL"
+        " OR (get_bit(j.unique_states, 7) = 1 AND get_bit(j.unique_states, 1) = 1))"
+    )
+    at_once = sql.SQL("(r.immediate AND {safe})").format(safe=available_safe)
     statement = sql.SQL(
-        """UPDATE {river_job} AS j SET
+        """WITH updated AS (
+UPDATE {river_job} AS j SET
   state = (CASE WHEN {cancel_requested} THEN 'cancelled'
-    WHEN {exhausted} THEN 'discarded' ELSE 'retryable' END)::{state_type},
+    WHEN {exhausted} THEN 'discarded' WHEN {at_once} THEN 'available'
+    ELSE 'retryable' END)::{state_type},
   finalized_at = CASE WHEN {cancel_requested} OR {exhausted} THEN now() ELSE j.finalized_at END,
   scheduled_at = CASE WHEN {cancel_requested} OR {exhausted} THEN j.scheduled_at
     WHEN r.immediate THEN now()
@@ -115,16 +149,27 @@ async def retry_many(
   metadata = j.metadata || jsonb_build_object({retries_key}, {retries} + 1)
     || CASE WHEN {refund} THEN jsonb_build_object({infra_key}, {infra} + 1)
        ELSE '{{}}'::jsonb END
+    || {resume}
 FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[],
   %(immediate)s::boolean[], %(refund)s::boolean[])
   AS r(id, attempted_at, reason, immediate, refund)
 WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
-RETURNING j.id, j.state::text AS state"""
+RETURNING j.id, j.state::text AS state, j.queue
+)
+-- River's insert wakes idle producers with {{"queue": ...}} on "<schema>.river_insert"
+-- (client.go maybeNotifyInsertForQueues, riverpgxv5 PGNotifyMany). Sent when the write
+-- commits; PostgreSQL delivers identical notifications of one transaction once, so a batch
+-- wakes each queue once.
+SELECT updated.id, updated.state,
+  CASE WHEN updated.state = 'available' THEN
+    pg_notify({insert_channel}, json_build_object('queue', updated.queue)::text) END
+FROM updated"""
     ).format(
         river_job=river_job,
         state_type=state_type,
         cancel_requested=cancel_requested,
         exhausted=exhausted,
+        at_once=at_once,
         refund=refund,
         max_delay=sql.Literal(_MAX_DELAY_SECONDS),
         error=_error_entry(),
@@ -132,6 +177,8 @@ RETURNING j.id, j.state::text AS state"""
         retries=json_counter(sql.SQL("j.metadata"), RETRIES_KEY),
         infra_key=sql.Literal(INFRA_RETRIES_KEY),
         infra=json_counter(sql.SQL("j.metadata"), INFRA_RETRIES_KEY),
+        resume=_resume_entry(schema, resume_from),
+        insert_channel=_channel("river_insert"),
     )
     params: dict[str, Any] = {
         "ids": [r.job_id for r in requests],
@@ -139,9 +186,59 @@ RETURNING j.id, j.state::text AS state"""
         "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
         "immediate": [r.backoff is Backoff.IMMEDIATE for r in requests],
         "refund": [r.refund_attempt for r in requests],
+        "schema": schema,
     }
+    if resume_from is not None and resume_from.store is HeartbeatStore.METADATA:
+        params |= {
+            "progress_at_key": resume_from.progress_at_key,
+            "progress_key": resume_from.progress_key,
+        }
     rows = await db.fetch(statement, params, schema=schema, doing=f"retry {_ids(requests)}")
     return _applied(rows)
+
+
+def _resume_entry(schema: str | None, source: HeartbeatLocation | None) -> sql.Composable:
+    """`{"lifeguard:resume": {attempt, progress, at}}` from this attempt's last progress, or `{}`.
+
+    Only progress of this run counts: written for this attempt number at or after this
+    attempted_at (a refunded attempt repeats its number), with a payload that is not null.
+    """
+    if source is None:
+        return sql.SQL("'{}'::jsonb")
+    if source.store is HeartbeatStore.TABLE:
+        return sql.SQL(
+            """coalesce((SELECT jsonb_build_object({key}, jsonb_build_object(
+      'attempt', h.attempt, 'progress', h.progress, 'at', {at}))
+    FROM {heartbeats} AS h
+    WHERE h.job_id = j.id AND h.attempt = j.attempt AND h.progress_at >= j.attempted_at
+      AND jsonb_typeof(h.progress) <> 'null'), '{{}}'::jsonb)"""
+        ).format(
+            key=sql.Literal(RESUME_KEY),
+            at=rfc3339(sql.SQL("h.progress_at")),
+            heartbeats=qualified(schema, "river_job_heartbeat"),
+        )
+    progress_at = safe_timestamptz(sql.SQL("(j.metadata ->> %(progress_at_key)s)"))
+    progress = sql.SQL("(j.metadata -> %(progress_key)s)")
+    return sql.SQL(
+        """CASE WHEN {progress_at} >= j.attempted_at AND jsonb_typeof({progress}) <> 'null'
+      THEN jsonb_build_object({key}, jsonb_build_object(
+        'attempt', j.attempt, 'progress', {progress}, 'at', {at}))
+      ELSE '{{}}'::jsonb END"""
+    ).format(
+        progress_at=progress_at,
+        progress=progress,
+        key=sql.Literal(RESUME_KEY),
+        at=rfc3339(progress_at),
+    )
+
+
+def _channel(topic: str) -> sql.Composable:
+    """River's LISTEN channel for `topic`: "<schema>.<topic>", with current_schema() when the
+    client has no schema configured, and no prefix when there is none (needs %(schema)s)."""
+    return sql.SQL(
+        "(CASE WHEN coalesce(%(schema)s::text, current_schema(), '') = '' THEN {topic}"
+        " ELSE coalesce(%(schema)s::text, current_schema()) || {dotted} END)"
+    ).format(topic=sql.Literal(topic), dotted=sql.Literal(f".{topic}"))
 
 
 async def cancel(
@@ -176,17 +273,11 @@ async def cancel_many(
   FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[]) AS r(id, attempted_at)
   WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
   RETURNING j.id, j.queue
-),
-channel AS (
-  -- River's listener LISTENs on "<schema>.river_control", using current_schema() when the
-  -- client has no schema configured, and no prefix when there is none.
-  SELECT CASE WHEN coalesce(%(schema)s::text, current_schema(), '') = '' THEN 'river_control'
-    ELSE coalesce(%(schema)s::text, current_schema()) || '.river_control' END AS name
 )
 SELECT updated.id, 'running' AS state,
-  pg_notify(channel.name,
+  pg_notify({control_channel},
     json_build_object('action', 'cancel', 'job_id', updated.id, 'queue', updated.queue)::text)
-FROM updated CROSS JOIN channel"""
+FROM updated"""
     ).format(
         river_job=qualified(schema, "river_job"),
         existing=existing,
@@ -194,6 +285,7 @@ FROM updated CROSS JOIN channel"""
         now=RFC3339_NOW,
         cancels_key=sql.Literal(CANCELS_KEY),
         cancels=json_counter(sql.SQL("j.metadata"), CANCELS_KEY),
+        control_channel=_channel("river_control"),
     )
     params: dict[str, Any] = {
         "ids": [r.job_id for r in requests],

@@ -1,9 +1,13 @@
-"""The heartbeat table: its DDL (identical to the Go heartbeat.Migrate) and pruning."""
+"""Where heartbeats live; the heartbeat table's DDL (identical to the Go heartbeat.Migrate) and
+pruning."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg import sql
 
+from lifeguard.model.enums import HeartbeatStore
 from lifeguard.river.database import RiverDatabase, qualified
 from lifeguard.river.errors import SchemaNotFound, describe_schema
 
@@ -17,6 +21,30 @@ _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   job_id bigint PRIMARY KEY, attempt smallint NOT NULL, client_id text NOT NULL,
   beat_at timestamptz NOT NULL, progress_at timestamptz, progress jsonb
 ) WITH (fillfactor = 50)"""
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatLocation:
+    """Where a policy's workers write beats and progress (the Go module's two stores).
+
+    Table: `<schema>.river_job_heartbeat`. Metadata: `river_job.metadata` under `metadata_key`
+    (the beat), `<key>_progress_at` and `<key>_progress` (heartbeat/store.go writes all three).
+    """
+
+    store: HeartbeatStore = HeartbeatStore.TABLE
+    metadata_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.store is HeartbeatStore.METADATA and not self.metadata_key:
+            raise ValueError("the Metadata heartbeat store needs a metadata_key")
+
+    @property
+    def progress_at_key(self) -> str:
+        return f"{self.metadata_key}_progress_at"
+
+    @property
+    def progress_key(self) -> str:
+        return f"{self.metadata_key}_progress"
 
 
 def heartbeat_table_ddl(schema: str | None) -> sql.Composed:

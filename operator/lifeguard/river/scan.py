@@ -16,6 +16,7 @@ from lifeguard.model.enums import HeartbeatStore
 from lifeguard.model.observation import JobFacts
 from lifeguard.river.actions import INFRA_RETRIES_KEY
 from lifeguard.river.database import RiverDatabase, qualified
+from lifeguard.river.heartbeats import HeartbeatLocation
 from lifeguard.river.sqltext import age_seconds, json_counter, safe_timestamptz
 
 # Progress payloads are for humans (explain, events); a worker must not make scans heavy.
@@ -46,6 +47,11 @@ class ScanQuery:
             raise ValueError("the Metadata heartbeat store needs a metadata_key")
         if self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
+
+    @property
+    def heartbeats(self) -> HeartbeatLocation:
+        """Where this policy's beats and progress are (a retry copies progress from there)."""
+        return HeartbeatLocation(self.store, self.metadata_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +112,8 @@ def scan_statement(
         assert query.metadata_key is not None  # checked by ScanQuery
         params |= {
             "beat_key": query.metadata_key,
-            "progress_at_key": f"{query.metadata_key}_progress_at",
-            "progress_key": f"{query.metadata_key}_progress",
+            "progress_at_key": query.heartbeats.progress_at_key,
+            "progress_key": query.heartbeats.progress_key,
         }
         heartbeat_join = sql.SQL("")
         # Metadata outlives an attempt: a value older than this attempt's start is a leftover.

@@ -37,13 +37,17 @@ def age_seconds(timestamp: sql.Composable) -> sql.Composable:
     return sql.SQL("EXTRACT(EPOCH FROM now() - {ts})::float8").format(ts=timestamp)
 
 
-# now() as Go's time.RFC3339Nano in UTC ("2006-01-02T15:04:05.999999999Z": trailing zeros of the
-# fraction dropped, and the dot with them). River writes cancel_attempted_at and error "at"
-# values this way, and its rescuer fails on a value time.Time cannot unmarshal.
-RFC3339_NOW = sql.SQL(
-    "(rtrim(rtrim(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.')"
-    " || 'Z')"
-)
+def rfc3339(timestamp: sql.Composable) -> sql.Composable:
+    """`timestamp` as Go's time.RFC3339Nano in UTC ("2006-01-02T15:04:05.999999999Z": trailing
+    zeros of the fraction dropped, and the dot with them). River writes cancel_attempted_at and
+    error "at" values this way, and its rescuer fails on a value time.Time cannot unmarshal."""
+    return sql.SQL(
+        "(rtrim(rtrim(to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.')"
+        " || 'Z')"
+    ).format(ts=timestamp)
+
+
+RFC3339_NOW = rfc3339(sql.SQL("now()"))
 
 
 def json_counter(metadata: sql.Composable, key: str) -> sql.Composable:
