@@ -20,6 +20,7 @@ type runConfig struct {
 	JobTimeout           time.Duration // JOB_TIMEOUT: River's JobTimeout (default 0: no timeout)
 	RescueStuckJobsAfter time.Duration // RESCUE_STUCK_JOBS_AFTER: River's rescuer (default 0: River's default)
 	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT: graceful stop before cancelling jobs (default 10s)
+	FetchPollInterval    time.Duration // FETCH_POLL_INTERVAL: River's FetchPollInterval (default 0: River's 1s)
 	Tame                 bool          // WORKER_TAME: finish hang, crash, eat, stall and freeze jobs at once
 }
 
@@ -78,6 +79,7 @@ func runConfigFromEnv(getenv func(string) string) (runConfig, error) {
 		{"JOB_TIMEOUT", &cfg.JobTimeout},
 		{"RESCUE_STUCK_JOBS_AFTER", &cfg.RescueStuckJobsAfter},
 		{"SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout},
+		{"FETCH_POLL_INTERVAL", &cfg.FetchPollInterval},
 	}
 	for _, d := range durations {
 		v := getenv(d.name)

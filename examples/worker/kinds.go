@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/river-lifeguard/lifeguard/heartbeat"
 	"github.com/riverqueue/river"
 )
 
@@ -18,10 +19,14 @@ import (
 // behave (or misbehave), so the operator can be tested against real River
 // workers rather than simulated rows.
 
-// SleepArgs: a healthy job that runs for a while and reports progress.
+// SleepArgs: a healthy job that runs for a while in steps of
+// ProgressEverySeconds (default 1 s), reports progress after each step, and
+// resumes from the last step an earlier attempt reported (heartbeat.ResumeFrom).
+// LogSteps logs every step done, so tests can count steps done twice.
 type SleepArgs struct {
 	Seconds              float64 `json:"seconds"`
 	ProgressEverySeconds float64 `json:"progress_every_seconds,omitempty"`
+	LogSteps             bool    `json:"log_steps,omitempty"`
 }
 
 func (SleepArgs) Kind() string { return "sleep" }
@@ -104,7 +109,7 @@ var tame bool
 
 func newWorkers(logger *slog.Logger) *river.Workers {
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &sleepWorker{})
+	river.AddWorker(workers, &sleepWorker{logger: logger})
 	river.AddWorker(workers, &hangWorker{})
 	river.AddWorker(workers, &crashWorker{logger: logger})
 	river.AddWorker(workers, &eatWorker{logger: logger})
@@ -115,6 +120,13 @@ func newWorkers(logger *slog.Logger) *river.Workers {
 
 type sleepWorker struct {
 	river.WorkerDefaults[SleepArgs]
+	logger *slog.Logger
+}
+
+// sleepProgress is the sleep job's checkpoint: steps done of steps.
+type sleepProgress struct {
+	Step  int `json:"step"`
+	Steps int `json:"steps"`
 }
 
 func (w *sleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error {
@@ -123,25 +135,32 @@ func (w *sleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error
 	if every <= 0 {
 		every = time.Second
 	}
-	start := time.Now()
-	deadline := time.NewTimer(total)
-	defer deadline.Stop()
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	reportProgress(ctx, map[string]any{"elapsed_seconds": 0.0, "total_seconds": total.Seconds()})
-	for {
+	steps := int((total + every - 1) / every)
+	var done sleepProgress
+	resumed, err := heartbeat.ResumeFrom(job.JobRow, &done)
+	if err != nil {
+		return err
+	}
+	start := min(max(done.Step, 0), steps)
+	if resumed {
+		w.logger.Info("sleep job resumes", "job_id", job.ID, "attempt", job.Attempt, "from_step", start, "steps", steps)
+	}
+	reportProgress(ctx, sleepProgress{Step: start, Steps: steps})
+	for step := start + 1; step <= steps; step++ {
+		// The last step takes what is left of the total.
+		length := min(every, total-time.Duration(step-1)*every)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-deadline.C:
-			return nil
-		case <-ticker.C:
-			reportProgress(ctx, map[string]any{
-				"elapsed_seconds": time.Since(start).Round(time.Millisecond).Seconds(),
-				"total_seconds":   total.Seconds(),
-			})
+		case <-time.After(length):
 		}
+		if job.Args.LogSteps {
+			w.logger.Info("sleep step done", "job_id", job.ID, "attempt", job.Attempt, "step", step)
+		}
+		// Sleeping is durable work as soon as it is done: the step is a checkpoint.
+		reportProgress(ctx, sleepProgress{Step: step, Steps: steps})
 	}
+	return nil
 }
 
 type hangWorker struct {

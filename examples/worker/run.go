@@ -54,6 +54,7 @@ func run(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		Middleware:           middleware,
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		FetchPollInterval:    cfg.FetchPollInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import random
+import re
 import signal
 import socket
 import time
@@ -28,8 +29,10 @@ from devenv.worker import build_worker
 from lifeguard.model.client_id import river_host_of_pod
 from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
+    RESUME_KEY,
     Applied,
     CancelRequest,
+    HeartbeatLocation,
     RetryRequest,
     RiverDatabase,
     ScanQuery,
@@ -134,7 +137,7 @@ async def test_a_retried_job_is_fetched_again_and_completed_by_a_river_worker(
     applied = await retry(
         db, RetryRequest(job_id, attempted_at, reason, backoff=backoff), schema=schema
     )
-    assert applied == Applied(job_id, "retryable")
+    assert applied == Applied(job_id, "available" if backoff is Backoff.IMMEDIATE else "retryable")
 
     with river_worker(state_dir, worker_binary, dsn, schema) as worker:
         # River decodes every errors entry when it fetches a job (riverpgxv5
@@ -293,7 +296,7 @@ async def test_beats_of_a_real_worker_are_read_by_the_scan_and_pruned_after(
         [job] = (await scan(db, query)).jobs
         assert job.beat_age is not None and job.beat_age < 1.5, job
         assert job.progress_age is not None and job.progress_age < 1.5, job
-        assert job.progress is not None and "elapsed_seconds" in job.progress
+        assert job.progress is not None and "step" in job.progress
         wait_for(
             lambda: job_state(conn, schema, job_id, "completed"),
             "the job to complete",
@@ -351,3 +354,103 @@ async def test_retries_racing_a_real_workers_completions_never_lose_or_double_ru
             assert row["attempt"] == 2 and [e["error"] for e in row["errors"]] == [reason]
         else:
             assert row["attempt"] == 1 and row["errors"] is None
+
+
+# --- run again at once, and resume -----------------------------------------------------------
+
+
+def steps_done(worker: procs.Daemon, job_id: int) -> list[int]:
+    """The steps a worker logged as done for a sleep job (`log_steps`), in order."""
+    pattern = re.compile(rf'msg="sleep step done" job_id={job_id} attempt=\d+ step=(\d+)')
+    return [int(m) for m in pattern.findall(worker.log_path.read_text(errors="replace"))]
+
+
+def resumed_from(worker: procs.Daemon, job_id: int) -> int | None:
+    pattern = re.compile(rf'msg="sleep job resumes" job_id={job_id} attempt=\d+ from_step=(\d+)')
+    found = pattern.findall(worker.log_path.read_text(errors="replace"))
+    return int(found[-1]) if found else None
+
+
+async def test_an_immediate_retry_wakes_an_idle_river_worker_at_once(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+) -> None:
+    """With a 10-minute poll interval, only River's insert notification can make the worker
+    fetch the job within seconds."""
+    dsn, schema = river
+    job_id, attempted_at = rj.start_job(
+        conn, schema, client_id=DEAD_CLIENT, kind="sleep", args={"seconds": 0.1}
+    )
+    with river_worker(state_dir, worker_binary, dsn, schema, FETCH_POLL_INTERVAL="10m") as worker:
+        wait_for(
+            lambda: "worker started" in worker.log_tail(), "the worker to start", worker=worker
+        )
+        await asyncio.sleep(1.0)  # past the producer's first fetch, which finds nothing
+        reason = lifeguard_error("InfrastructureDeath", "PodDeleted", "pod worker-7f")
+        request = RetryRequest(job_id, attempted_at, reason, backoff=Backoff.IMMEDIATE)
+        assert await retry(db, request, schema=schema) == Applied(job_id, "available")
+        row = wait_for(
+            lambda: job_state(conn, schema, job_id, "completed"),
+            "the retried job to run on the idle worker",
+            timeout=15,
+            worker=worker,
+        )
+    assert row["attempt"] == 2
+
+
+@pytest.mark.parametrize("store", [HeartbeatStore.TABLE, HeartbeatStore.METADATA])
+async def test_a_retried_job_resumes_from_the_last_progress_of_the_killed_attempt(
+    db: RiverDatabase,
+    conn: rj.Conn,
+    river: tuple[str, str | None],
+    state_dir: Path,
+    worker_binary: Path,
+    store: HeartbeatStore,
+) -> None:
+    dsn, schema = river
+    steps = 10
+    job_id = rj.insert_job(
+        conn,
+        schema,
+        kind="sleep",
+        args={"seconds": steps, "progress_every_seconds": 1, "log_steps": True},
+    )
+    location = HeartbeatLocation(
+        store, "health_check_at" if store is HeartbeatStore.METADATA else None
+    )
+    query = ScanQuery(schema=schema, store=store, metadata_key=location.metadata_key)
+    settings = {"HEARTBEAT_STORE": store.value.lower(), "HEARTBEAT_METADATA_KEY": "health_check_at"}
+
+    with river_worker(state_dir, worker_binary, dsn, schema, **settings) as first:
+        wait_for(
+            lambda: len(steps_done(first, job_id)) >= 4, "four steps on the first worker",
+            worker=first,
+        )  # fmt: skip
+        first.stop(signal.SIGKILL)
+    [job] = (await scan(db, query)).jobs
+    assert job.progress is not None and '"step"' in job.progress
+    reason = lifeguard_error("InfrastructureDeath", "Killed", "the first worker was killed")
+    request = RetryRequest(job_id, job.attempted_at, reason, backoff=Backoff.IMMEDIATE)
+    assert await retry(db, request, schema=schema, resume_from=location)
+    checkpoint = rj.job(conn, schema, job_id)["metadata"][RESUME_KEY]
+    assert checkpoint["attempt"] == 1 and checkpoint["progress"]["steps"] == steps
+
+    with river_worker(state_dir, worker_binary, dsn, schema, **settings) as second:
+        wait_for(
+            lambda: job_state(conn, schema, job_id, "completed"), "the resumed job to complete",
+            worker=second,
+        )  # fmt: skip
+        start = resumed_from(second, job_id)
+        done_second = steps_done(second, job_id)
+    done_first = steps_done(first, job_id)
+
+    assert start == checkpoint["progress"]["step"] and start >= 3
+    assert done_second == list(range(start + 1, steps + 1))
+    # Redone: the steps the first worker finished after its last progress write (written at
+    # most once a second, so at most about one step of 1 s here).
+    redone = len(done_first) - start
+    assert 0 <= redone <= 2, (done_first, start)
+    assert len(done_first) + len(done_second) <= steps + 2
