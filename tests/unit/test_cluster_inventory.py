@@ -174,6 +174,32 @@ def test_pods_are_kept_per_namespace() -> None:
     assert inventory.nodes_observed is False
 
 
+def test_pods_of_a_prefix_in_other_namespaces_are_found_live_and_deleted() -> None:
+    inventory = Inventory()
+    inventory.upsert_pod(pod_body("w-1", namespace="a"))
+    inventory.upsert_pod(pod_body("w-1", namespace="b"))
+    inventory.delete_pod(pod_body("w-1", namespace="c"))
+    inventory.upsert_pod(pod_body("w-2", namespace="d"))
+
+    found = inventory.pods_with_prefix_elsewhere("a", "w-1")
+
+    assert [(p.namespace, p.gone) for p in found] == [("b", False), ("c", True)]
+    assert inventory.pods_with_prefix_elsewhere("x", "w-3") == []
+
+
+def test_a_namespace_leaves_a_prefix_when_its_last_pod_and_tombstone_are_gone() -> None:
+    inventory = Inventory(tombstone_ttl=0.0)
+    inventory.upsert_pod(pod_body("w-1", namespace="a"))
+    inventory.upsert_pod(pod_body("w-1", namespace="b"))
+    inventory.delete_pod(pod_body("w-1", namespace="b"))
+
+    # The tombstone expired at once: only namespace a holds a w-1 pod.
+    assert inventory.pods_with_prefix_elsewhere("c", "w-1")[0].namespace == "a"
+    assert len(inventory.pods_with_prefix_elsewhere("c", "w-1")) == 1
+    inventory.delete_pod(pod_body("w-1", namespace="a"))
+    assert inventory.pods_with_prefix_elsewhere("c", "w-1") == []
+
+
 def lease(node: str, renewed: str, duration: int = 40) -> Json:
     return {
         "metadata": {"name": node},

@@ -30,6 +30,9 @@ class Inventory:
         self._by_prefix: dict[tuple[str, str], set[str]] = {}
         self._tombstones: OrderedDict[PodKey, tuple[float, PodFacts]] = OrderedDict()
         self._tombs_by_prefix: dict[tuple[str, str], set[str]] = {}
+        # The namespaces holding a pod (live or tombstone) of a prefix: which namespace's pod a
+        # client is (ownership), without a pass over every pod.
+        self._namespaces_by_prefix: dict[str, set[str]] = {}
         self._nodes: dict[str, NodeFacts] = {}
         # Per node: the Lease's last renewTime seen, when it was first seen (monotonic), duration.
         self._leases: dict[str, tuple[str, float, float]] = {}
@@ -43,9 +46,9 @@ class Inventory:
         facts = pod_facts(body)
         key = (facts.namespace, facts.name)
         self._pods[key] = facts
-        self._by_prefix.setdefault((facts.namespace, client_prefix(facts.name)), set()).add(
-            facts.name
-        )
+        prefix = client_prefix(facts.name)
+        self._by_prefix.setdefault((facts.namespace, prefix), set()).add(facts.name)
+        self._namespaces_by_prefix.setdefault(prefix, set()).add(facts.namespace)
         self._forget_tombstone(key)
         return facts
 
@@ -53,16 +56,16 @@ class Inventory:
         facts = pod_facts(body, gone=True)
         key = (facts.namespace, facts.name)
         self._pods.pop(key, None)
-        names = self._by_prefix.get((facts.namespace, client_prefix(facts.name)))
+        prefix = client_prefix(facts.name)
+        names = self._by_prefix.get((facts.namespace, prefix))
         if names is not None:
             names.discard(facts.name)
             if not names:
-                del self._by_prefix[(facts.namespace, client_prefix(facts.name))]
+                del self._by_prefix[(facts.namespace, prefix)]
         self._tombstones[key] = (time.monotonic(), facts)
         self._tombstones.move_to_end(key)
-        self._tombs_by_prefix.setdefault((facts.namespace, client_prefix(facts.name)), set()).add(
-            facts.name
-        )
+        self._tombs_by_prefix.setdefault((facts.namespace, prefix), set()).add(facts.name)
+        self._namespaces_by_prefix.setdefault(prefix, set()).add(facts.namespace)
         self._expire_tombstones()
         return facts
 
@@ -124,6 +127,13 @@ class Inventory:
         found = (self.pod(namespace, name) for name in sorted(names))
         return [facts for facts in found if facts is not None]
 
+    def pods_with_prefix_elsewhere(self, namespace: str, prefix: str) -> list[PodFacts]:
+        """Live and recently deleted pods with River client prefix `prefix` in every namespace
+        but `namespace`: the other homes a client of that prefix may have (ownership)."""
+        self._expire_tombstones()
+        others = sorted(self._namespaces_by_prefix.get(prefix, set()) - {namespace})
+        return [pod for other in others for pod in self.pods_with_prefix(other, prefix)]
+
     def node(self, name: str | None) -> NodeFacts | None:
         facts = self._nodes.get(name) if name else None
         if facts is None or name not in self._leases:
@@ -149,8 +159,20 @@ class Inventory:
         if self._tombstones.pop(key, None) is None:
             return
         namespace, name = key
-        names = self._tombs_by_prefix.get((namespace, client_prefix(name)))
+        prefix = client_prefix(name)
+        names = self._tombs_by_prefix.get((namespace, prefix))
         if names is not None:
             names.discard(name)
             if not names:
-                del self._tombs_by_prefix[(namespace, client_prefix(name))]
+                del self._tombs_by_prefix[(namespace, prefix)]
+        self._unindex_namespace(namespace, prefix)
+
+    def _unindex_namespace(self, namespace: str, prefix: str) -> None:
+        """Drops `namespace` from the prefix's namespaces once it holds no pod of the prefix."""
+        if (namespace, prefix) in self._by_prefix or (namespace, prefix) in self._tombs_by_prefix:
+            return
+        namespaces = self._namespaces_by_prefix.get(prefix)
+        if namespaces is not None:
+            namespaces.discard(namespace)
+            if not namespaces:
+                del self._namespaces_by_prefix[prefix]
