@@ -3,8 +3,8 @@
     running_job(kind="report").beat_age(45).on(pod("worker-1").oom_killed()).obs()
 
 Every time is relative to NOW (the database's `now()` in production). By default a job has
-run 2m on pod worker-1 (node n1, Ready), beats every few seconds (last beat 5s ago), and its
-client started long after the container and long before the job.
+run 2m on pod worker-1 (node n1, Ready), beats every 10s (last beat 5s ago; stale after 30s),
+and its client started long after the container and long before the job.
 """
 
 from __future__ import annotations
@@ -170,7 +170,9 @@ def pod(name: str = "worker-1", node_name: str = "n1") -> PodBuilder:
 @dataclass(frozen=True)
 class JobBuilder:
     job: JobFacts
-    thresholds: Thresholds = field(default_factory=lambda: Thresholds(30.0, 60.0))
+    thresholds: Thresholds = field(
+        default_factory=lambda: Thresholds(30.0, 60.0, beat_interval=10.0)
+    )
     pod_name: str | None = "worker-1"
     pod: PodFacts | None = field(default_factory=lambda: pod().facts)
     node: NodeFacts | None = None

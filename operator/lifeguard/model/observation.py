@@ -19,6 +19,8 @@ class Thresholds:
     max_runtime: float | None = None
     # Learned from finished jobs of the same kind; judges kinds whose workers do not beat.
     adaptive_limit: float | None = None
+    # How often workers beat (heartbeat.interval); None when unknown.
+    beat_interval: float | None = None
 
 
 # Not frozen, unlike the other facts: a scan builds up to 100k of these, and a frozen
@@ -107,6 +109,19 @@ class NodeFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeBeats:
+    """What the beats of the policy's jobs on one node say together (verdict.nodes builds it
+    from one scan): a lost node silences all of them at once, a worker problem only some."""
+
+    # Running jobs of the policy whose pods are on the node.
+    jobs: int
+    # Those of them that beat recently (within two beat intervals, or still starting).
+    beating: int
+    # When none beats: seconds since the last of them went quiet; else None.
+    quiet_for: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything known about one running job at one instant (the database's `now`)."""
 
@@ -128,3 +143,5 @@ class Observation:
     # The container that runs the River client, when known; None: every container of the pod
     # counts as the worker's (a sidecar's death is then taken for the worker's).
     worker_container: str | None = None
+    # The beats of all the policy's jobs on the pod's node; None: only this job's are known.
+    node_beats: NodeBeats | None = None

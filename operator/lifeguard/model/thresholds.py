@@ -31,4 +31,5 @@ def resolve_thresholds(spec: JobPolicySpec, queue: str, kind: str, priority: int
         startup_grace=parse_duration(heartbeat.startup_grace),
         progress_timeout=progress_timeout,
         max_runtime=max_runtime,
+        beat_interval=parse_duration(heartbeat.interval),
     )

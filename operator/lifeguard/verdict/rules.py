@@ -16,8 +16,10 @@ Order, and why:
    Rules 1-4 are pod evidence: they hold whatever the beats say, because a dead process
    cannot beat and a fresh beat may just not have aged yet (the fast path runs in seconds).
 5. `node_lost` — beat stale and the pod's node not Ready (or gone, or the taint manager
-   deleting the pod): the node is lost. Checked before taint eviction (~5 min) would act. A
-   NotReady node whose worker still beats is a partition the job survives: Healthy.
+   deleting the pod); or, before the node controller says anything, the node's kubelet Lease
+   is late and every job of the policy on the node went quiet (verdict.nodes). A node whose
+   workers still beat is a partition the jobs survive: Healthy. A Lease that renews while beats
+   stop is a worker problem: Unresponsive.
 6. `unresponsive` — beat stale, pod known and alive, node Ready or not observed (without node
    permissions node loss degrades to this heartbeat-only verdict). Before Overdue: a frozen
    process cannot obey a cancel, so it must be restarted, not cancelled.
@@ -40,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lifeguard.model.enums import Cause
-from lifeguard.model.observation import NodeFacts, Observation, PodFacts
+from lifeguard.model.observation import Observation, PodFacts
 from lifeguard.verdict.evidence import (
     TERMINAL_PHASES,
     ProcessDeath,
@@ -52,6 +54,14 @@ from lifeguard.verdict.evidence import (
     process_death,
 )
 from lifeguard.verdict.heartbeat import Beat, read_beat
+from lifeguard.verdict.nodes import (
+    Lease,
+    lease_late_for,
+    lease_state,
+    own_beats,
+    quiet_after,
+    quiet_for,
+)
 from lifeguard.verdict.text import ago, seconds, where
 from lifeguard.verdict.types import Verdict
 
@@ -172,19 +182,14 @@ def pod_finished(case: Case) -> Verdict | None:
     )
 
 
-# A kubelet renews its Lease every quarter of the Lease's duration (10 s of 40 s by default):
-# three renewals missed is a silent kubelet, well before the node controller's grace period
-# (50 s by default) marks the node NotReady.
-LEASE_LAPSED_FRACTION = 0.75
-
-
-def lease_lapsed(node: NodeFacts) -> bool:
-    if node.lease_age is None or not node.lease_duration:
-        return False
-    return node.lease_age > LEASE_LAPSED_FRACTION * node.lease_duration
-
-
 def node_lost(case: Case) -> Verdict | None:
+    if case.pod is None:
+        return None
+    return _node_gone(case) or _node_silent(case)
+
+
+def _node_gone(case: Case) -> Verdict | None:
+    """The cluster says the node is gone or NotReady, and the job's beat is stale."""
     pod, obs = case.pod, case.obs
     if pod is None or not case.beat.stale:
         return None
@@ -199,15 +204,9 @@ def node_lost(case: Case) -> Verdict | None:
         state = f"runs on node {pod.node_name}, which is NotReady{why}"
         if obs.node.ready_since is not None:
             state += f" for {seconds((obs.now - obs.node.ready_since).total_seconds())}"
-    elif lease_lapsed(obs.node):
-        state = (
-            f"runs on node {pod.node_name}, whose kubelet has not renewed its Lease for"
-            f" {seconds(obs.node.lease_age or 0.0)}"
-        )
     else:
         return None
-    # The loss is certain once both hold: the node is NotReady (or its kubelet silent) and the
-    # beat is stale.
+    # The loss is certain once both hold: the node is NotReady and the beat is stale.
     since = case.beat.stale_for
     if obs.node is not None and obs.node.ready is False and obs.node.ready_since is not None:
         not_ready_for = (obs.now - obs.node.ready_since).total_seconds()
@@ -218,6 +217,58 @@ def node_lost(case: Case) -> Verdict | None:
         f"pod {pod.name} {state}; {case.beat.describe()}",
         since,
     )
+
+
+def _node_silent(case: Case) -> Verdict | None:
+    """The kubelet's Lease is late and every job of the policy on the node went quiet."""
+    pod, obs = case.pod, case.obs
+    node = obs.node
+    if pod is None or node is None or not obs.nodes_observed or not obs.beats_expected:
+        return None
+    lease = lease_state(node)
+    if lease not in (Lease.LATE, Lease.SILENT):
+        return None
+    beats = obs.node_beats
+    if beats is None:
+        # Only this job is known, not its neighbours: a late Lease is not enough, nor is a
+        # quiet beat; it takes a silent kubelet and a stale beat.
+        if lease is not Lease.SILENT or not case.beat.stale:
+            return None
+        beats = own_beats(obs)
+    if beats.beating or beats.quiet_for is None or quiet_for(obs) is None:
+        return None
+    quiet = seconds(quiet_after(obs.thresholds))
+    workers = (
+        f"none of the {beats.jobs} jobs on it has beaten for over {quiet}"
+        if beats.jobs > 1
+        else f"its worker has not beaten for over {quiet}"
+    )
+    return Verdict(
+        Cause.INFRASTRUCTURE_DEATH,
+        "NodeLost",
+        f"pod {pod.name} runs on node {node.name}, whose kubelet has not renewed its Lease for"
+        f" {seconds(node.lease_age or 0.0)} and {workers}; {case.beat.describe()}",
+        min(lease_late_for(node), beats.quiet_for),
+    )
+
+
+def _lease_note(case: Case) -> str | None:
+    """Says so when the kubelet is late but workers on the node still beat."""
+    node = case.obs.node
+    if node is None or lease_state(node) not in (Lease.LATE, Lease.SILENT):
+        return None
+    this_beats = quiet_for(case.obs) is None
+    others = (case.obs.node_beats.beating if case.obs.node_beats else int(this_beats)) - int(
+        this_beats
+    )
+    if others > 0:
+        still = f"{others} other job{'s' if others > 1 else ''} on it still beat"
+    elif this_beats:
+        still = "the worker still beats"
+    else:
+        return None
+    lease_age = seconds(node.lease_age or 0.0)
+    return f"node {node.name}'s kubelet has not renewed its Lease for {lease_age}, but {still}"
 
 
 def _stale_reason(beat: Beat) -> str:
@@ -232,6 +283,9 @@ def unresponsive(case: Case) -> Verdict | None:
         notes.append("the pod is terminating")
     if not case.obs.nodes_observed:
         notes.append("node readiness is not observed")
+    lease = _lease_note(case)
+    if lease:
+        notes.append(lease)
     note = f" ({'; '.join(notes)})" if notes else ""
     return Verdict(
         Cause.UNRESPONSIVE,
@@ -332,6 +386,8 @@ def healthy(case: Case) -> Verdict:
         notes.append("the pod is terminating; River shuts down gracefully")
     if obs.node is not None and obs.node.ready is False:
         notes.append(f"node {obs.node.name} is NotReady but the worker still beats")
+    elif lease := _lease_note(case):
+        notes.append(lease)
     note = f" ({'; '.join(notes)})" if notes else ""
     return Verdict(Cause.HEALTHY, reason, f"{case.where} is working: {said}{note}")
 
