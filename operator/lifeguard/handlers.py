@@ -10,6 +10,7 @@ live on the event loop.
 """
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import kopf
 from lifeguard.cluster.facts import is_terminal_change
 from lifeguard.cluster.leases import follow_node_leases
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
+from lifeguard.supervisor.background import keep_running
 from lifeguard.supervisor.fleet import Fleet
 from lifeguard.supervisor.policy import PolicyRef
 
@@ -75,7 +77,8 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
 
         @kopf.on.startup(registry=registry)
         async def follow_leases(**_: Any) -> None:
-            background.append(asyncio.create_task(follow_node_leases(fleet.kube, fleet.inventory)))
+            follow = functools.partial(follow_node_leases, fleet.kube, fleet.inventory)
+            background.append(asyncio.create_task(keep_running("the node-Lease follower", follow)))
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:

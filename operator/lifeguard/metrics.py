@@ -76,6 +76,18 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        self.apiserver_reachable = Gauge(
+            "lifeguard_apiserver_reachable",
+            "0 while the operator's own Kubernetes calls fail for want of an apiserver (no"
+            " answer, timeout, or 5xx); database scans go on meanwhile.",
+            registry=r,
+        )
+        self.apiserver_outages = Counter(
+            "lifeguard_apiserver_outages",
+            "Apiserver outages the operator saw (counted when each began).",
+            registry=r,
+        )
+        self.apiserver_reachable.set(1)
         self.job_duration = Histogram(
             "lifeguard_job_duration_seconds",
             "Run time of jobs when they stopped running, by kind (bounded).",
@@ -100,6 +112,11 @@ class Metrics:
                 self.running_jobs.remove(policy, cause)
         with contextlib.suppress(KeyError):
             self.circuit_open.remove(policy)
+
+    def apiserver_changed(self, reachable: bool) -> None:
+        self.apiserver_reachable.set(1 if reachable else 0)
+        if not reachable:
+            self.apiserver_outages.inc()
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

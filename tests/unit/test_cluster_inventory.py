@@ -222,8 +222,9 @@ def test_lease_age_counts_from_when_a_new_renewal_was_first_seen(
     inventory = Inventory()
     inventory.upsert_node(ready_node())
     inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])
-    clock[0] = 130.0
-    inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])  # not renewed
+    for _ in range(6):  # listed every 5 s, not renewed
+        clock[0] += 5.0
+        inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])
     node = inventory.node("n1")
     assert node is not None and node.lease_age == 30.0 and node.lease_duration == 40.0
     inventory.observe_leases([lease("n1", "2026-11-27T09:00:31.000000Z")])  # renewed
@@ -236,3 +237,43 @@ def test_nodes_without_a_lease_have_no_lease_age() -> None:
     inventory.upsert_node(ready_node())
     node = inventory.node("n1")
     assert node is not None and node.lease_age is None
+
+
+@pytest.mark.parametrize(
+    ("listed_at", "asked_at", "lease_age", "blind"),
+    [
+        # Listed every 5 s from 100 to 130, never renewed: 30 s of observed silence.
+        ((100, 105, 110, 115, 120, 125, 130), 130, 30.0, False),
+        # Asked a little after the last listing: still evidence (within three periods).
+        ((100, 105, 110, 115, 120, 125, 130), 140, 40.0, False),
+        # No listing for 20 s (the apiserver is down): no age at all, the view is blind.
+        ((100, 105, 110, 115, 120, 125, 130), 150, None, True),
+        # Listing again after a 60 s gap: the silence during the gap is no evidence.
+        ((100, 105, 110, 170), 170, 0.0, False),
+        ((100, 105, 110, 170, 175, 180), 180, 10.0, False),
+    ],
+)
+def test_lease_ages_are_evidence_only_while_the_operator_could_see_them(
+    monkeypatch: pytest.MonkeyPatch,
+    listed_at: tuple[float, ...],
+    asked_at: float,
+    lease_age: float | None,
+    blind: bool,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("lifeguard.cluster.inventory.time.monotonic", lambda: clock[0])
+    inventory = Inventory()
+    inventory.upsert_node(ready_node())
+    for at in listed_at:
+        clock[0] = at
+        inventory.observe_leases([lease("n1", "2026-11-27T09:00:00.000000Z")])
+    clock[0] = asked_at
+    node = inventory.node("n1")
+    assert node is not None and node.lease_age == lease_age
+    assert inventory.leases_blind() is blind
+
+
+def test_a_view_never_listed_is_not_blind_and_has_no_lease_age() -> None:
+    inventory = Inventory()
+    inventory.upsert_node(ready_node())
+    assert not inventory.leases_blind() and inventory.lease_view_age() is None

@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     inventory = Inventory()
     inventory.nodes_observed = nodes
     metrics = Metrics()
+    kube.reachability.on_change = metrics.apiserver_changed
     metrics.serve(args.metrics_port)
     fleet = Fleet(kube=kube, inventory=inventory, metrics=metrics)
     registry = build_registry(fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes))

@@ -16,6 +16,10 @@ from lifeguard.model.observation import NodeFacts, PodFacts
 
 PodKey = tuple[str, str]
 
+# The Lease follower lists every 5 s: a view older than three periods means it cannot read them
+# (apiserver or etcd down, or the follower is restarting).
+LEASE_VIEW_FRESH_SECONDS = 15.0
+
 
 def client_prefix(pod_name: str) -> str:
     """The pod prefix a River default client ID of a process in this pod maps back to."""
@@ -25,7 +29,13 @@ def client_prefix(pod_name: str) -> str:
 class Inventory:
     """Pods by namespace and name, pods by River client prefix, nodes by name, tombstones."""
 
-    def __init__(self, *, tombstone_ttl: float = 900.0, tombstone_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        tombstone_ttl: float = 900.0,
+        tombstone_limit: int = 10_000,
+        lease_view_fresh_for: float = LEASE_VIEW_FRESH_SECONDS,
+    ) -> None:
         self._pods: dict[PodKey, PodFacts] = {}
         self._by_prefix: dict[tuple[str, str], set[str]] = {}
         self._tombstones: OrderedDict[PodKey, tuple[float, PodFacts]] = OrderedDict()
@@ -36,6 +46,9 @@ class Inventory:
         self._nodes: dict[str, NodeFacts] = {}
         # Per node: the Lease's last renewTime seen, when it was first seen (monotonic), duration.
         self._leases: dict[str, tuple[str, float, float]] = {}
+        # When the Leases were last listed (monotonic), None before the first listing.
+        self.leases_read_at: float | None = None
+        self._lease_view_fresh_for = lease_view_fresh_for
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
         # False when the operator may not read nodes: node loss is then judged by beats alone.
@@ -82,9 +95,14 @@ class Inventory:
         """Node Leases (kube-node-lease): a renewTime that stops changing is a silent kubelet.
 
         Ages are measured on this host's monotonic clock from when a new renewTime was first
-        seen, never by comparing the kubelet's timestamps with ours.
+        seen, never by comparing the kubelet's timestamps with ours. Silence is only evidence
+        while the operator was looking: after a listing gap longer than a fresh view allows
+        (the apiserver was down, and its kubelets could not renew either), every age starts
+        again from this listing.
         """
         now = time.monotonic()
+        blind = not self.leases_fresh(now)
+        self.leases_read_at = now
         seen = set()
         for lease in leases:
             name = str((lease.get("metadata") or {}).get("name", ""))
@@ -93,7 +111,7 @@ class Inventory:
             duration = float(spec.get("leaseDurationSeconds") or 0)
             seen.add(name)
             previous = self._leases.get(name)
-            if previous is None or previous[0] != renewed:
+            if previous is None or previous[0] != renewed or blind:
                 self._leases[name] = (renewed, now, duration)
             else:
                 self._leases[name] = (renewed, previous[1], duration)
@@ -135,11 +153,29 @@ class Inventory:
         return [pod for other in others for pod in self.pods_with_prefix(other, prefix)]
 
     def node(self, name: str | None) -> NodeFacts | None:
+        """The node's facts, with its Lease's age only while the Lease view is fresh."""
         facts = self._nodes.get(name) if name else None
-        if facts is None or name not in self._leases:
+        now = time.monotonic()
+        if facts is None or name not in self._leases or not self.leases_fresh(now):
             return facts
         _, renewed_at, duration = self._leases[name]
-        return replace(facts, lease_age=time.monotonic() - renewed_at, lease_duration=duration)
+        return replace(facts, lease_age=now - renewed_at, lease_duration=duration)
+
+    def leases_fresh(self, now: float | None = None) -> bool:
+        """Whether the last Lease listing is recent enough for ages to be evidence."""
+        view_age = self.lease_view_age(now)
+        return view_age is not None and view_age <= self._lease_view_fresh_for
+
+    def lease_view_age(self, now: float | None = None) -> float | None:
+        """Seconds since the Leases were last listed; None if they never were."""
+        if self.leases_read_at is None:
+            return None
+        return (time.monotonic() if now is None else now) - self.leases_read_at
+
+    def leases_blind(self, now: float | None = None) -> bool:
+        """Leases were read before and the view has gone stale: the operator cannot see
+        kubelets now (NodesObserved=False)."""
+        return self.leases_read_at is not None and not self.leases_fresh(now)
 
     def pods_in(self, namespace: str) -> list[PodFacts]:
         return [facts for (ns, _), facts in self._pods.items() if ns == namespace]

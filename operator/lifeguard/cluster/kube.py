@@ -1,21 +1,28 @@
 """The Kubernetes API calls Lifeguard makes outside kopf's watches.
 
 The official client is synchronous; every call runs in a worker thread so a slow apiserver never
-blocks the operator's event loop. Errors come back as the typed exceptions below, which the
-supervisor turns into conditions and Events.
+blocks the operator's event loop, and has a request timeout so a hung one (etcd down) never
+holds a scan for long. Errors come back as the typed exceptions below, which the supervisor
+turns into conditions and Events: transport failures too (urllib3's errors are not
+ApiExceptions), so no caller has to know the client library.
 """
 
 import asyncio
 import base64
 import json
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
+
+from lifeguard.cluster.reachability import Reachability
 
 GROUP = "lifeguard.dev"
 VERSION = "v1alpha1"
@@ -23,9 +30,19 @@ PLURAL = "jobpolicies"
 COMPONENT = "river-lifeguard"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
+# (connect, read) seconds for every call. A healthy apiserver answers these small requests in
+# milliseconds; with etcd down it holds them for a minute before answering 500.
+REQUEST_TIMEOUT = (5.0, 10.0)
+# Answers that mean the apiserver (or its etcd) cannot serve, not that the request was wrong.
+OUTAGE_STATUSES = frozenset({500, 502, 503, 504})
+
 
 class ClusterError(Exception):
     """A Kubernetes API call failed; the message says which object and why."""
+
+
+class ApiserverUnreachable(ClusterError):
+    """No answer (connection refused, timeout) or an answer saying it cannot serve now."""
 
 
 class SecretNotFound(ClusterError):
@@ -80,20 +97,69 @@ def _json(response: Any) -> Any:
     return json.loads(response.data)
 
 
+def _transport_error(exc: BaseException) -> str:
+    """A short cause: urllib3 wraps the socket error in MaxRetryError(reason=...)."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).strip() or type(reason).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 class KubeClient:
     """Async facade over the few API calls the operator and the CLI need."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient | None = None,
+        *,
+        reachability: Reachability | None = None,
+    ) -> None:
         self._api = api_client or load_config()
         self._core = kubernetes.client.CoreV1Api(self._api)
         self._custom = kubernetes.client.CustomObjectsApi(self._api)
         self._coordination = kubernetes.client.CoordinationV1Api(self._api)
         self._host = socket.gethostname()
+        self.reachability = reachability or Reachability(time.monotonic)
+
+    async def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs one API call in a thread with the request timeout; tells `reachability`.
+
+        ApiExceptions are re-raised for the caller to name; transport failures and fail-fast
+        refusals during an outage become ApiserverUnreachable.
+        """
+        reach = self.reachability
+        if not reach.may_call():
+            error = reach.outage.error if reach.outage is not None else "unknown"
+            raise ApiserverUnreachable(f"{what}: the apiserver is unreachable ({error})")
+        try:
+            result = await asyncio.to_thread(
+                method, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs
+            )
+        except ApiException as exc:
+            if exc.status in OUTAGE_STATUSES or not exc.status:
+                reach.failed(f"HTTP {exc.status} {exc.reason}")
+                raise ApiserverUnreachable(
+                    f"{what}: the apiserver answered {exc.status} {exc.reason}"
+                ) from None
+            reach.succeeded()
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            message = _transport_error(exc)
+            reach.failed(message)
+            raise ApiserverUnreachable(f"{what}: {message}") from None
+        except BaseException:
+            reach.released()
+            raise
+        reach.succeeded()
+        return result
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            secret = await asyncio.to_thread(
-                self._core.read_namespaced_secret, name, namespace, _preload_content=False
+            secret = await self._call(
+                f"reading Secret {namespace}/{name}",
+                self._core.read_namespaced_secret,
+                name,
+                namespace,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -116,8 +182,12 @@ class KubeClient:
             # Never evict a successor pod that reuses the name.
             body["deleteOptions"] = {"preconditions": {"uid": uid}}
         try:
-            await asyncio.to_thread(
-                self._core.create_namespaced_pod_eviction, name, namespace, cast(Any, body)
+            await self._call(
+                f"evicting pod {namespace}/{name}",
+                self._core.create_namespaced_pod_eviction,
+                name,
+                namespace,
+                cast(Any, body),
             )
         except ApiException as exc:
             if exc.status == 429:
@@ -131,7 +201,8 @@ class KubeClient:
 
     async def patch_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            await asyncio.to_thread(
+            await self._call(
+                f"patching status of JobPolicy {namespace}/{name}",
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -149,7 +220,8 @@ class KubeClient:
 
     async def get_policy(self, namespace: str, name: str) -> dict[str, Any]:
         try:
-            response = await asyncio.to_thread(
+            response = await self._call(
+                f"reading JobPolicy {namespace}/{name}",
                 self._custom.get_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -166,19 +238,25 @@ class KubeClient:
         return result
 
     async def list_pods(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
-        response = await asyncio.to_thread(
-            self._core.list_namespaced_pod,
-            namespace,
-            label_selector=label_selector,
-            _preload_content=False,
-        )
+        try:
+            response = await self._call(
+                f"listing pods in {namespace}",
+                self._core.list_namespaced_pod,
+                namespace,
+                label_selector=label_selector,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise ClusterError(f"listing pods in {namespace}: {exc.reason}") from None
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 
     async def list_nodes(self) -> list[dict[str, Any]] | None:
         """All nodes, or None when RBAC forbids reading them."""
         try:
-            response = await asyncio.to_thread(self._core.list_node, _preload_content=False)
+            response = await self._call(
+                "listing nodes", self._core.list_node, _preload_content=False
+            )
         except ApiException as exc:
             if exc.status == 403:
                 return None
@@ -189,7 +267,8 @@ class KubeClient:
     async def list_node_leases(self) -> list[dict[str, Any]] | None:
         """The kubelets' Leases in kube-node-lease, or None when RBAC forbids reading them."""
         try:
-            response = await asyncio.to_thread(
+            response = await self._call(
+                "listing node Leases",
                 self._coordination.list_namespaced_lease,
                 NODE_LEASE_NAMESPACE,
                 resource_version="0",  # served from the apiserver's cache
@@ -227,8 +306,11 @@ class KubeClient:
             "count": 1,
         }
         try:
-            await asyncio.to_thread(
-                self._core.create_namespaced_event, about.namespace, cast(Any, body)
+            await self._call(
+                f"posting Event {reason} on {about.kind} {about.name}",
+                self._core.create_namespaced_event,
+                about.namespace,
+                cast(Any, body),
             )
         except ApiException as exc:
             raise ClusterError(

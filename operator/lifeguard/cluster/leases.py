@@ -5,7 +5,7 @@ import asyncio
 import logging
 
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.cluster.kube import ClusterError, KubeClient
+from lifeguard.cluster.kube import ApiserverUnreachable, ClusterError, KubeClient
 
 log = logging.getLogger(__name__)
 
@@ -15,12 +15,22 @@ LEASE_POLL_SECONDS = 5.0
 async def follow_node_leases(
     kube: KubeClient, inventory: Inventory, interval: float = LEASE_POLL_SECONDS
 ) -> None:
-    """Lists the Leases every `interval` (from the apiserver's cache); stops when forbidden."""
+    """Lists the Leases every `interval` (from the apiserver's cache); stops when forbidden.
+
+    A failed listing is retried at the next period; while none succeeds the inventory's Lease
+    view goes stale and ages stop being evidence (see `Inventory.observe_leases`). An outage is
+    logged once by the client, other failures once per streak.
+    """
+    failing = False
     while True:
         try:
             leases = await kube.list_node_leases()
+        except ApiserverUnreachable:
+            failing = True
         except ClusterError as exc:
-            log.warning("%s", exc)
+            if not failing:
+                log.warning("%s; retrying every %.0fs", exc, interval)
+            failing = True
         else:
             if leases is None:
                 log.warning(
@@ -28,5 +38,8 @@ async def follow_node_leases(
                     " controller to mark a node NotReady"
                 )
                 return
+            if failing:
+                log.info("listing node Leases again")
+            failing = False
             inventory.observe_leases(leases)
         await asyncio.sleep(interval)

@@ -1,13 +1,16 @@
 """The database of one policy: its URL read from the policy's Secret, and one pool for it.
 
 The Secret is read again every minute, so a rotated password or a moved database is picked up
-without a restart; the pool is replaced only when the URL changed.
+without a restart; the pool is replaced only when the URL changed. When the re-read fails (the
+apiserver or etcd is down) the database is still scanned with the URL already read: the jobs do
+not depend on the apiserver, and neither does judging them by their beats.
 """
 
 import logging
 import time
 
 from lifeguard.cluster.kube import (
+    ApiserverUnreachable,
     ClusterError,
     Forbidden,
     KubeClient,
@@ -20,6 +23,8 @@ from lifeguard.river.database import RiverDatabase
 log = logging.getLogger(__name__)
 
 SECRET_CACHE_SECONDS = 60.0
+# After a failed re-read with a URL in hand: the next try, so an outage costs one call per period.
+SECRET_RETRY_SECONDS = 10.0
 
 _REASONS: dict[type[ClusterError], str] = {
     SecretNotFound: "SecretNotFound",
@@ -43,6 +48,8 @@ class DatabaseSource:
         self._db: RiverDatabase | None = None
         self._dsn: str | None = None
         self._read_at = 0.0
+        self._retry_at = 0.0
+        self._failing = False  # logged the current streak of failed re-reads
 
     def forget_secret(self) -> None:
         """The Secret reference may have changed: read it at the next use."""
@@ -50,7 +57,10 @@ class DatabaseSource:
 
     async def database(self, spec: JobPolicySpec) -> RiverDatabase:
         """The pool for the URL in the policy's Secret; ConnectionProblem when there is none."""
-        if self._db is not None and time.monotonic() - self._read_at < SECRET_CACHE_SECONDS:
+        now = time.monotonic()
+        if self._db is not None and (
+            now - self._read_at < SECRET_CACHE_SECONDS or now < self._retry_at
+        ):
             return self._db
         ref = spec.database.secret_ref
         try:
@@ -60,12 +70,11 @@ class DatabaseSource:
             raise ConnectionProblem(
                 _REASONS[type(exc)], f"spec.database.secretRef: {exc}."
             ) from None
-        except ClusterError as exc:
-            # The apiserver hiccupped: keep using the URL we have, if any.
-            log.warning("namespace %s: %s", self._namespace, exc)
-            if self._db is None:
-                raise ConnectionProblem("SecretUnreadable", str(exc)) from None
-            return self._db
+        except Exception as exc:  # the apiserver is down or answered oddly: not the Secret's fault
+            return self._keep_cached_url(exc, now)
+        if self._failing:
+            self._failing = False
+            log.info("namespace %s: read the database Secret again", self._namespace)
         self._read_at = time.monotonic()
         if dsn == self._dsn and self._db is not None:
             return self._db
@@ -81,6 +90,22 @@ class DatabaseSource:
         await db.open()
         self._db, self._dsn = db, dsn
         return db
+
+    def _keep_cached_url(self, exc: Exception, now: float) -> RiverDatabase:
+        """Scanning goes on with the URL already read; with none, there is nothing to scan."""
+        message = str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
+        if self._db is None:
+            raise ConnectionProblem("SecretUnreadable", message) from None
+        self._retry_at = now + SECRET_RETRY_SECONDS
+        # The apiserver's outage is logged once by the client; anything else once per streak.
+        if not self._failing and not isinstance(exc, ApiserverUnreachable):
+            log.warning(
+                "namespace %s: %s; scanning with the database URL read before",
+                self._namespace,
+                message,
+            )
+        self._failing = True
+        return self._db
 
     async def close(self) -> None:
         if self._db is not None:
