@@ -10,13 +10,17 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from devenv import river_jobs as rj
 from devenv.ports import free_port
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.river import (
+    AuthenticationFailed,
     DatabaseError,
+    DatabaseNotFound,
+    DatabaseTimeout,
     DatabaseUnavailable,
     HeartbeatTableMissing,
     RiverDatabase,
@@ -383,6 +387,33 @@ async def test_an_unreachable_database_is_unavailable_without_leaking_the_passwo
             await scan(db, ScanQuery())
     message = str(raised.value)
     assert f"127.0.0.1:{port}/jobs" in message and "s3cr3t" not in message
+    assert type(raised.value) is DatabaseUnavailable
+    assert raised.value.reason == "Unreachable"
+    assert raised.value.event_reason == "DatabaseUnreachable"
+
+
+@pytest.mark.parametrize(
+    ("user", "database", "error", "reason"),
+    [
+        ("nobody", None, AuthenticationFailed, "AuthenticationFailed"),
+        (None, "no_such_db", DatabaseNotFound, "DatabaseNotFound"),
+    ],
+)
+async def test_a_refused_connection_names_why(
+    river: tuple[str, str | None],
+    user: str | None,
+    database: str | None,
+    error: type[DatabaseError],
+    reason: str,
+) -> None:
+    parts = conninfo_to_dict(river[0])
+    dsn = make_conninfo(
+        river[0], user=user or parts.get("user"), dbname=database or parts.get("dbname")
+    )
+    async with RiverDatabase(dsn, connect_timeout=1) as db:
+        with pytest.raises(DatabaseError) as raised:
+            await scan(db, ScanQuery(schema=river[1]))
+    assert type(raised.value) is error and raised.value.reason == reason
 
 
 async def test_a_terminated_connection_is_replaced_on_the_next_scan(
@@ -409,7 +440,7 @@ async def test_a_blocked_scan_ends_at_the_statement_timeout(
         async with RiverDatabase(river[0], statement_timeout=0.3) as db:
             with pytest.raises(DatabaseError, match="statement timeout") as raised:
                 await scan(db, ScanQuery(schema=schema, queues=()))
-    assert type(raised.value) is DatabaseError
+    assert type(raised.value) is DatabaseTimeout and raised.value.reason == "Timeout"
 
 
 def test_an_unparsable_database_url_is_a_database_error_without_the_secret() -> None:

@@ -25,7 +25,10 @@ from lifeguard.river.actions import (
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.durations import KindDurations, kind_durations
 from lifeguard.river.errors import (
+    AuthenticationFailed,
     DatabaseError,
+    DatabaseNotFound,
+    DatabaseTimeout,
     DatabaseUnavailable,
     HeartbeatTableMissing,
     SchemaNotFound,
@@ -45,8 +48,11 @@ __all__ = [
     "RESUME_KEY",
     "RETRIES_KEY",
     "Applied",
+    "AuthenticationFailed",
     "CancelRequest",
     "DatabaseError",
+    "DatabaseNotFound",
+    "DatabaseTimeout",
     "DatabaseUnavailable",
     "DiscardRequest",
     "HeartbeatLocation",

@@ -20,11 +20,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from lifeguard.river.errors import (
     DatabaseError,
+    DatabaseTimeout,
     DatabaseUnavailable,
     HeartbeatTableMissing,
     SchemaNotFound,
     describe_dsn,
     describe_schema,
+    unavailable_class,
 )
 
 APPLICATION_NAME = "river-lifeguard"
@@ -142,8 +144,8 @@ class RiverDatabase:
             async with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            cause = await self._connect_failure()
-            raise DatabaseUnavailable(
+            error_class, cause = await self._connect_failure()
+            raise error_class(
                 f"{doing}: cannot connect to {where} within {self.connect_timeout:g}s{cause}"
             ) from exc
         except (
@@ -162,25 +164,29 @@ class RiverDatabase:
                 " River's migrations"
             ) from exc
         except pgerrors.QueryCanceled as exc:
-            raise DatabaseError(
+            raise DatabaseTimeout(
                 f"{doing}: {where} did not answer within the statement timeout"
                 f" ({self.statement_timeout:g}s)"
             ) from exc
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"{doing}: lost {where}: {self._scrub(str(exc))}") from exc
+            raise unavailable_class(exc.sqlstate, str(exc))(
+                f"{doing}: lost {where}: {self._scrub(str(exc))}"
+            ) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"{doing}: {where} failed: {self._scrub(str(exc))}") from exc
 
-    async def _connect_failure(self) -> str:
-        """Why the pool has no connection, from one direct attempt (the pool hides the cause)."""
+    async def _connect_failure(self) -> tuple[type[DatabaseUnavailable], str]:
+        """Why the pool has no connection, from one direct attempt (the pool hides the cause):
+        the specific error class (authentication, no such database, unreachable) and a clause."""
         try:
             conn = await psycopg.AsyncConnection.connect(
                 self._dsn, connect_timeout=max(1, round(self.connect_timeout))
             )
         except psycopg.Error as exc:
-            return f": {self._scrub(str(exc)).strip()}"
+            error_class = unavailable_class(exc.sqlstate, str(exc))
+            return error_class, f": {self._scrub(str(exc)).strip()}"
         await conn.close()
-        return " (the server accepts connections again)"
+        return DatabaseUnavailable, " (the server accepts connections again)"
 
     def _scrub(self, text: str) -> str:
         """Server and libpq messages do not carry the password, but never let one through."""
