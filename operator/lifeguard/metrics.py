@@ -31,8 +31,9 @@ class Metrics:
         )
         self.actions = Counter(
             "lifeguard_actions",
-            "Actions decided, by result: applied, fenced (the job had moved on), dry_run,"
-            " deferred (rate limit or circuit), failed.",
+            "Actions decided, by result: applied, fenced (the job had moved on), blocked (a"
+            " PodDisruptionBudget), dry_run, deferred (beyond maxActionsPerMinute, counted at"
+            " each scan that defers it), failed.",
             ["policy", "action", "cause", "result"],
             registry=r,
         )

@@ -177,9 +177,6 @@ class Inventory:
         kubelets now (NodesObserved=False)."""
         return self.leases_read_at is not None and not self.leases_fresh(now)
 
-    def pods_in(self, namespace: str) -> list[PodFacts]:
-        return [facts for (ns, _), facts in self._pods.items() if ns == namespace]
-
     def __len__(self) -> int:
         return len(self._pods)
 

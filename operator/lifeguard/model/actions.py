@@ -68,7 +68,8 @@ class ActionRule(ApiModel):
         ge=0,
         le=100,
         description=(
-            "Only for infrastructureDeath: how many attempts Lifeguard may refund per job;"
+            "For a rule whose retries refund the attempt (countAttempt false, as"
+            " infrastructureDeath's default): how many attempts Lifeguard may refund per job;"
             " beyond it retries count again, so a job cannot loop forever."
         ),
     )
@@ -130,14 +131,18 @@ class ActionsSpec(ApiModel):
         _rule(Action.CANCEL, then=Action.RESTART_POD),
         description=(
             "Beats are fresh but progress stopped beyond progressTimeout. Default: cancel the"
-            " job through River, then restart its pod if it is still running after 2m."
+            " job through River, then restart its pod if it is still running after 2m. The job"
+            " ends cancelled: River never retries a job whose cancel was requested, and"
+            " neither does Lifeguard."
         ),
     )
     overdue: ActionRule = Field(
         _rule(Action.CANCEL, then=Action.RETRY),
         description=(
-            "The job ran longer than maxRuntime (or the adaptive limit). Default: cancel it,"
-            " then retry it if it is still running after 2m."
+            "The job ran longer than maxRuntime (or the adaptive limit). Default: cancel it"
+            " through River; if it is still running after 2m, end the attempt. It ends"
+            " cancelled: a retry of a job whose cancel was requested finalizes it as cancelled,"
+            " as River's rescuer does."
         ),
     )
     stale: ActionRule = Field(

@@ -39,7 +39,7 @@ from lifeguard.river.heartbeats import (
     migrate_heartbeat_table,
     prune_heartbeats,
 )
-from lifeguard.river.scan import Scan, ScanQuery, jobs_of_pod, scan
+from lifeguard.river.scan import Scan, ScanQuery, scan
 
 __all__ = [
     "CANCELS_KEY",
@@ -68,7 +68,6 @@ __all__ = [
     "discard",
     "discard_many",
     "heartbeat_table_ddl",
-    "jobs_of_pod",
     "kind_durations",
     "lifeguard_error",
     "migrate_heartbeat_table",

@@ -65,25 +65,8 @@ class Scan:
 
 async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
     """Running jobs matching the query's selector, oldest ID first."""
-    return await _scan(db, query, client_prefix=None, doing="scan running jobs")
-
-
-async def jobs_of_pod(db: RiverDatabase, query: ScanQuery, pod_client_prefix: str) -> Scan:
-    """Running jobs whose current client ID starts with `pod_client_prefix` (the fast path).
-
-    River's default client ID is `<hostname, dots as underscores, cut to 60>_<start time>`, so
-    the prefix for a pod is that host part followed by "_" (model.client_id.river_host_of_pod).
-    """
-    return await _scan(
-        db, query, client_prefix=pod_client_prefix, doing=f"find jobs of {pod_client_prefix!r}"
-    )
-
-
-async def _scan(
-    db: RiverDatabase, query: ScanQuery, *, client_prefix: str | None, doing: str
-) -> Scan:
-    statement, params = scan_statement(query, client_prefix=client_prefix)
-    rows = await db.fetch_tuples(statement, params, schema=query.schema, doing=doing)
+    statement, params = scan_statement(query)
+    rows = await db.fetch_tuples(statement, params, schema=query.schema, doing="scan running jobs")
     now: datetime = rows[0][0]
     # Columns after the clock are JobFacts' fields in order (see scan_statement); tags are
     # only a filter (in SQL), and decoding an array per row would cost more than the rest.
@@ -92,9 +75,7 @@ async def _scan(
     return Scan(now=now, jobs=jobs[: query.max_jobs], truncated=truncated)
 
 
-def scan_statement(
-    query: ScanQuery, *, client_prefix: str | None = None
-) -> tuple[sql.Composed, dict[str, Any]]:
+def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The scan's SQL and parameters (exposed for EXPLAIN in tests)."""
     metadata = sql.SQL("j.metadata")
     params: dict[str, Any] = {"limit": query.max_jobs + 1, "progress_chars": PROGRESS_MAX_CHARS}
@@ -139,11 +120,6 @@ def scan_statement(
     if query.tags is not None:
         params["tags"] = list(query.tags)
         conditions.append(sql.SQL("j.tags && %(tags)s::varchar[]"))
-    if client_prefix is not None:
-        params["client_prefix"] = client_prefix
-        conditions.append(
-            sql.SQL("starts_with(j.attempted_by[cardinality(j.attempted_by)], %(client_prefix)s)")
-        )
 
     # The lateral join keeps one row (with the clock) when no job runs: one round trip always.
     # `state = 'running'` leads River's river_job_prioritized_fetching_index (state, queue, ...).
