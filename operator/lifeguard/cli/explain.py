@@ -1,8 +1,12 @@
 """`lifeguard explain JOBPOLICY`: the policy's running jobs and what Lifeguard makes of them.
 
-Read-only. It gathers with one listing of pods and nodes instead of the operator's watch cache,
-then runs the very code the operator runs (gather, decide, plan), so what it prints is what the
-operator would do now.
+Read-only. It gathers a Snapshot with the operator's own `gather` (one scan, the per-kind
+statistics behind adaptive limits) from one listing of pods, nodes and node Leases instead of
+the operator's watch cache, and runs the operator's own `reconcile` on it, from the status on
+the object. What it prints is what the operator would decide now, with two limits a single
+listing has: Lease ages count from this listing (so a kubelet gone silent shows only once its
+node is NotReady), and pods deleted before the listing are unknown (the operator remembers
+them for 15 minutes). Action Events are shown as they read when every write applies.
 """
 
 import argparse
@@ -10,21 +14,28 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from lifeguard import plan as planning
+import yaml
+
+from lifeguard.cli.explain_report import effects_text, report, rows, table
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
-from lifeguard.model.duration import format_duration
-from lifeguard.model.observation import Observation
+from lifeguard.model.policy import JobPolicySpec
+from lifeguard.reconcile import (
+    Effects,
+    Outcome,
+    ReconcileState,
+    Result,
+    configured,
+    feed_outcomes,
+    reconcile,
+)
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
-from lifeguard.river.scan import scan as scan_jobs
-from lifeguard.supervisor.gather import Gatherer, scan_query
-from lifeguard.supervisor.policy import SpecError, parse_spec
-from lifeguard.verdict import Verdict, decide
+from lifeguard.supervisor.connection import ConnectionProblem
+from lifeguard.supervisor.gather import KindStatistics, gather
+from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +44,13 @@ def register(subparsers: Any) -> None:
         help="show a policy's running jobs, their verdicts and the next action",
         description=(
             "Reads the JobPolicy, its database and its pods, and shows each running job with"
-            " its verdict and the action Lifeguard would take next. Changes nothing."
+            " its verdict, the action Lifeguard would take next, and the writes and Events the"
+            " operator would make. Changes nothing."
         ),
     )
     parser.add_argument("policy", metavar="JOBPOLICY")
     parser.add_argument("-n", "--namespace", default=None, help="default: the context's")
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     parser.add_argument(
         "--database-url",
         default=None,
@@ -47,148 +59,80 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=explain)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    job_id: int
-    kind: str
-    queue: str
-    attempt: str
-    pod: str | None
-    node: str | None
-    running_for: float
-    beat_age: float | None
-    progress_age: float | None
-    cause: str
-    reason: str
-    message: str
-    next_action: str
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "jobId": self.job_id,
-            "kind": self.kind,
-            "queue": self.queue,
-            "attempt": self.attempt,
-            "pod": self.pod,
-            "node": self.node,
-            "runningForSeconds": round(self.running_for, 3),
-            "beatAgeSeconds": None if self.beat_age is None else round(self.beat_age, 3),
-            "progressAgeSeconds": (
-                None if self.progress_age is None else round(self.progress_age, 3)
-            ),
-            "cause": self.cause,
-            "reason": self.reason,
-            "message": self.message,
-            "nextAction": self.next_action,
-        }
-
-
-def rows(judged: Sequence[tuple[Observation, Verdict]], plan: planning.Plan) -> list[Row]:
-    planned = {a.job_id: a for a in plan.actions}
-    deferred = {a.job_id: a for a in plan.deferred}
-    held = {h.job_id: h for h in plan.held}
-    result = []
-    for obs, verdict in judged:
-        job = obs.job
-        action = planned.get(job.id)
-        if action is not None:
-            next_action = str(action.action)
-        elif job.id in deferred:
-            next_action = f"{deferred[job.id].action} (deferred)"
-        elif job.id in held:
-            next_action = f"{held[job.id].action} (held: {held[job.id].why})"
-        else:
-            next_action = "-"
-        result.append(
-            Row(
-                job_id=job.id,
-                kind=job.kind,
-                queue=job.queue,
-                attempt=f"{job.attempt}/{job.max_attempts}",
-                pod=obs.pod.name if obs.pod else obs.pod_name,
-                node=obs.pod.node_name if obs.pod else None,
-                running_for=job.running_for,
-                beat_age=job.beat_age,
-                progress_age=job.progress_age,
-                cause=str(verdict.cause),
-                reason=verdict.reason,
-                message=verdict.message,
-                next_action=next_action,
-            )
-        )
-    return result
-
-
-def _age(seconds: float | None) -> str:
-    return "-" if seconds is None else format_duration(seconds)
-
-
-def table(found: Sequence[Row]) -> str:
-    header = (
-        "JOB",
-        "KIND",
-        "ATTEMPT",
-        "POD",
-        "NODE",
-        "RUNNING",
-        "BEAT",
-        "PROGRESS",
-        "VERDICT",
-        "NEXT",
-    )
-    lines = [
-        (
-            str(r.job_id),
-            r.kind,
-            r.attempt,
-            r.pod or "-",
-            r.node or "-",
-            _age(r.running_for),
-            _age(r.beat_age),
-            _age(r.progress_age),
-            f"{r.cause}/{r.reason}",
-            r.next_action,
-        )
-        for r in found
-    ]
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *lines]
-    )
-
-
-async def gather_and_decide(
+async def gather_and_reconcile(
     kube: KubeClient, namespace: str, name: str, database_url: str | None
-) -> list[Row]:
+) -> Effects:
+    """The effects of one operator cycle on the policy, as of now."""
     policy = await kube.get_policy(namespace, name)
+    metadata = policy.get("metadata") or {}
+    ref = PolicyRef(namespace, name, str(metadata.get("uid", "")))
     spec = parse_spec(policy.get("spec") or {})
-    ref = spec.database.secret_ref
-    dsn = database_url or await kube.read_secret_value(namespace, ref.name, ref.key)
     inventory = Inventory()
     pods = await kube.list_pods(namespace, spec.workers.pod_selector.to_query())
     inventory.load(pods, await kube.list_nodes())
-    async with RiverDatabase(dsn) as db:
-        scanned = await scan_jobs(db, scan_query(spec))
-    observations = Gatherer(namespace, spec, inventory).observe(scanned.jobs, scanned.now)
-    judged = [(obs, decide(obs)) for obs in observations]
-    plan = planning.plan(judged, spec, planning.SafetyState(), scanned.now)
-    return rows(judged, plan)
+    leases = await kube.list_node_leases()
+    if leases is not None:
+        inventory.observe_leases(leases)
+    opened: list[RiverDatabase] = []
+
+    async def connect(spec: JobPolicySpec) -> RiverDatabase:
+        secret = spec.database.secret_ref
+        try:
+            dsn = database_url or await kube.read_secret_value(namespace, secret.name, secret.key)
+        except ClusterError as exc:
+            raise ConnectionProblem("SecretUnreadable", str(exc)) from None
+        try:
+            db = RiverDatabase(dsn)
+        except Exception as exc:  # libpq's parser rejects the URL
+            raise ConnectionProblem(
+                "InvalidDatabaseURL", f"not a valid PostgreSQL URL ({type(exc).__name__})"
+            ) from None
+        await db.open()
+        opened.append(db)
+        return db
+
+    try:
+        snapshot, _ = await gather(ref, spec, inventory, connect, KindStatistics())
+    finally:
+        for db in opened:
+            await db.close()
+    state = configured(ReconcileState(), metadata.get("generation"), policy.get("status"))
+    state, effects = reconcile(snapshot, state, spec)
+    assumed = [Outcome(action, Result.APPLIED) for action in effects.actions]
+    _, effects = feed_outcomes(snapshot, state, effects, assumed)
+    return effects
 
 
 def explain(args: argparse.Namespace) -> int:
     namespace = args.namespace or os.environ.get("LIFEGUARD_NAMESPACE") or current_namespace()
     try:
-        found = asyncio.run(
-            gather_and_decide(KubeClient(), namespace, args.policy, args.database_url)
+        effects = asyncio.run(
+            gather_and_reconcile(KubeClient(), namespace, args.policy, args.database_url)
         )
     except (ClusterError, DatabaseError, SpecError) as exc:
         print(f"lifeguard explain: {exc}", file=sys.stderr)
         return 1
+    if effects.plan is None:
+        # The cycle never scanned: say why, as the policy's Ready condition would.
+        print(f"lifeguard explain: {_not_scanning(effects)}", file=sys.stderr)
+        return 1
     if args.output == "json":
-        print(json.dumps([row.json() for row in found], indent=2))
-    elif found:
-        print(table(found))
+        print(json.dumps(report(effects), indent=2))
+    elif args.output == "yaml":
+        print(yaml.safe_dump(report(effects), sort_keys=False), end="")
     else:
-        print(f"No running jobs for JobPolicy {namespace}/{args.policy}.")
+        print(_text(effects, f"{namespace}/{args.policy}"))
     return 0
+
+
+def _not_scanning(effects: Effects) -> str:
+    conditions = (effects.status or {}).get("conditions", [])
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    return f"{ready['reason']}: {ready['message']}" if ready else "the policy was not scanned"
+
+
+def _text(effects: Effects, policy: str) -> str:
+    found = rows(effects.judged, effects.plan)
+    text = table(found) if found else f"No running jobs for JobPolicy {policy}."
+    more = effects_text(effects)
+    return f"{text}\n\n{more}" if more else text

@@ -152,14 +152,25 @@ class Inventory:
         others = sorted(self._namespaces_by_prefix.get(prefix, set()) - {namespace})
         return [pod for other in others for pod in self.pods_with_prefix(other, prefix)]
 
-    def node(self, name: str | None) -> NodeFacts | None:
-        """The node's facts, with its Lease's age only while the Lease view is fresh."""
+    def node(self, name: str | None, at: float | None = None) -> NodeFacts | None:
+        """The node's facts, with its Lease's age (measured at monotonic reading `at`, default
+        now) only while the Lease view is fresh."""
         facts = self._nodes.get(name) if name else None
-        now = time.monotonic()
+        now = time.monotonic() if at is None else at
         if facts is None or name not in self._leases or not self.leases_fresh(now):
             return facts
         _, renewed_at, duration = self._leases[name]
         return replace(facts, lease_age=now - renewed_at, lease_duration=duration)
+
+    def freeze(
+        self, namespace: str, prefixes: Iterable[str], at: float
+    ) -> tuple[dict[str, tuple[PodFacts, ...]], dict[str, NodeFacts]]:
+        """The pods (live and tombstones) of `namespace` with these client prefixes, and their
+        nodes with Lease ages measured at `at`: one instant's view, copied out of the cache."""
+        pods = {prefix: tuple(self.pods_with_prefix(namespace, prefix)) for prefix in prefixes}
+        names = {p.node_name for found in pods.values() for p in found if p.node_name}
+        nodes = {name: node for name in names if (node := self.node(name, at)) is not None}
+        return pods, nodes
 
     def leases_fresh(self, now: float | None = None) -> bool:
         """Whether the last Lease listing is recent enough for ages to be evidence."""

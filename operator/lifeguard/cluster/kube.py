@@ -62,6 +62,8 @@ class EvictionResult(StrEnum):
     # A PodDisruptionBudget forbids it now (HTTP 429): try again on a later scan.
     BLOCKED = "Blocked"
     NOT_FOUND = "NotFound"
+    # The uid precondition failed (HTTP 409): a new pod took the name; it is not evicted.
+    REPLACED = "Replaced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +194,10 @@ class KubeClient:
         except ApiException as exc:
             if exc.status == 429:
                 return EvictionResult.BLOCKED
-            if exc.status in (404, 409):
+            if exc.status == 404:
                 return EvictionResult.NOT_FOUND
+            if exc.status == 409:
+                return EvictionResult.REPLACED if uid else EvictionResult.NOT_FOUND
             if exc.status == 403:
                 raise Forbidden(f"not allowed to evict pod {namespace}/{name}") from None
             raise ClusterError(f"evicting pod {namespace}/{name}: {exc.reason}") from None

@@ -13,6 +13,8 @@ from lifeguard.model.base import StatusModel
 READY = "Ready"
 DATABASE_CONNECTED = "DatabaseConnected"
 CIRCUIT_OPEN = "CircuitOpen"
+# Set only while the operator may not read nodes.
+NODES_OBSERVED = "NodesObserved"
 
 # Reasons the issue names; other reasons are CamelCase words chosen where they are set.
 INVALID_SPEC = "InvalidSpec"

@@ -54,7 +54,7 @@ def _held(obs: Observation, verdict: Verdict, action: Action, why: str) -> HeldJ
 
 def _pod_ref(obs: Observation) -> PodRef | None:
     pod = obs.pod
-    return PodRef(pod.namespace, pod.name) if pod is not None else None
+    return PodRef(pod.namespace, pod.name, pod.uid) if pod is not None else None
 
 
 def _action(

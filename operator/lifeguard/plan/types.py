@@ -8,8 +8,11 @@ from lifeguard.model.enums import Action, Backoff, Cause
 
 @dataclass(frozen=True, slots=True)
 class PodRef:
+    """A pod instance: its name, and the uid that fences its eviction against a successor."""
+
     namespace: str
     name: str
+    uid: str = ""
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"

@@ -1,21 +1,47 @@
-"""Joins one scan's jobs with what the cluster knows of their pods and nodes.
+"""Freezes one cycle's Snapshot: one scan of the database, the inventory view, the clocks.
 
-No I/O here: the scan was read from PostgreSQL and the inventory is the operator's cache (or, in
-`lifeguard explain`, one listing), so the operator and the CLI build identical observations.
+The one gathering function, used by the supervisor every cycle and by `lifeguard explain`, so
+both judge the same picture. After `gather` returns, nothing reads a clock or the cache until
+the next cycle: `reconcile` decides on the Snapshot alone.
 """
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.model.client_id import client_id_pod_and_start
+from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import HeartbeatStore
-from lifeguard.model.observation import JobFacts, Observation, PodFacts
 from lifeguard.model.policy import JobPolicySpec
-from lifeguard.model.thresholds import resolve_thresholds
+from lifeguard.model.status import KindStat
+from lifeguard.reconcile import (
+    ClientIds,
+    Connected,
+    DatabaseFailed,
+    DatabaseOutcome,
+    InventoryView,
+    NoDatabase,
+    Scanned,
+    Snapshot,
+)
+from lifeguard.river.database import RiverDatabase
+from lifeguard.river.durations import kind_durations
+from lifeguard.river.errors import DatabaseError, DatabaseUnavailable
 from lifeguard.river.scan import ScanQuery
+from lifeguard.river.scan import scan as scan_jobs
+from lifeguard.supervisor.connection import ConnectionProblem
+from lifeguard.supervisor.policy import PolicyRef
+from lifeguard.supervisor.stats import adaptive_limits, kind_stats
+
+log = logging.getLogger(__name__)
+
+# Run-time history changes slowly; reading it is one bounded query.
+STATS_REFRESH_SECONDS = 60.0
+STATS_PER_KIND = 1000
+
+# The policy's database (its Secret's URL), or ConnectionProblem.
+Connect = Callable[[JobPolicySpec], Awaitable[RiverDatabase]]
 
 
 def scan_query(spec: JobPolicySpec) -> ScanQuery:
@@ -34,64 +60,82 @@ def scan_query(spec: JobPolicySpec) -> ScanQuery:
     )
 
 
-@dataclass
-class Gatherer:
-    """Turns jobs into observations for one policy (namespace, selector, pattern, limits)."""
+class KindStatistics:
+    """The policy's per-kind run times and adaptive limits, read at most once a minute."""
 
-    namespace: str
-    spec: JobPolicySpec
-    inventory: Inventory
-    # Learned per-kind limits (adaptive); absent kinds have none.
-    adaptive_limits: Mapping[str, float] = field(default_factory=dict)
-    _pattern: re.Pattern[str] = field(init=False)
+    def __init__(self) -> None:
+        self.adaptive_limits: dict[str, float] = {}
+        self.kind_stats: tuple[KindStat, ...] | None = None
+        self._read_at: float | None = None
 
-    def __post_init__(self) -> None:
-        self._pattern = re.compile(self.spec.workers.client_id_pattern)
+    def forget(self) -> None:
+        """The spec changed: read again at the next cycle."""
+        self._read_at = None
 
-    def observe(self, jobs: Sequence[JobFacts], now: datetime) -> list[Observation]:
-        return [self.observation(job, now) for job in jobs]
-
-    def observation(self, job: JobFacts, now: datetime) -> Observation:
-        thresholds = resolve_thresholds(self.spec, job.queue, job.kind, job.priority)
-        limit = self.adaptive_limits.get(job.kind)
-        if limit is not None:
-            thresholds = replace(thresholds, adaptive_limit=limit)
-        mapped = client_id_pod_and_start(self._pattern, job.client_id) if job.client_id else None
-        if mapped is None:
-            return Observation(
-                job=job,
-                thresholds=thresholds,
-                now=now,
-                nodes_observed=self.inventory.nodes_observed,
+    async def refresh(self, policy: PolicyRef, spec: JobPolicySpec, db: RiverDatabase) -> None:
+        now = time.monotonic()
+        if self._read_at is not None and now - self._read_at < STATS_REFRESH_SECONDS:
+            return
+        self._read_at = now
+        try:
+            durations = await kind_durations(
+                db,
+                parse_duration(spec.adaptive.window),
+                STATS_PER_KIND,
+                schema=spec.database.schema_,
+                kinds=spec.selector.kinds or None,
             )
-        prefix, started = mapped
-        pod = self._pod_for(prefix, started)
-        return Observation(
-            job=job,
-            thresholds=thresholds,
-            now=now,
-            pod_name=pod.name if pod else prefix,
-            pod=pod,
-            node=self.inventory.node(pod.node_name) if pod else None,
-            client_started_at=started,
-            nodes_observed=self.inventory.nodes_observed,
-        )
+        except DatabaseError as exc:
+            log.warning("policy %s: %s", policy, exc)
+            return
+        self.adaptive_limits = adaptive_limits(durations, spec.adaptive)
+        self.kind_stats = tuple(kind_stats(durations, self.adaptive_limits))
 
-    def _pod_for(self, prefix: str, started: datetime | None) -> PodFacts | None:
-        selector = self.spec.workers.pod_selector
-        candidates = [
-            pod
-            for pod in self.inventory.pods_with_prefix(self.namespace, prefix)
-            if selector.matches(dict(pod.labels))
-        ]
-        if len(candidates) <= 1:
-            return candidates[0] if candidates else None
 
-        # Names longer than River keeps share a prefix: prefer a live pod whose containers
-        # were running before the client started (a client cannot start before its pod).
-        def plausible(pod: PodFacts) -> bool:
-            starts = [c.running_since for c in pod.containers if c.running_since]
-            return started is None or any(s <= started for s in starts)
+async def gather(
+    policy: PolicyRef,
+    spec: JobPolicySpec | None,
+    inventory: Inventory,
+    connect: Connect,
+    stats: KindStatistics,
+) -> tuple[Snapshot, RiverDatabase | None]:
+    """The cycle's Snapshot, and the database to write to when the scan succeeded."""
+    db: RiverDatabase | None = None
+    outcome: DatabaseOutcome | None = None
+    prefixes: set[str] = set()
+    if spec is not None:
+        try:
+            db = await connect(spec)
+        except ConnectionProblem as exc:
+            outcome = NoDatabase(exc.reason, str(exc))
+        else:
+            outcome = await _scan(db, spec)
+            if isinstance(outcome, Connected):
+                await stats.refresh(policy, spec, db)
+                prefixes = ClientIds.of(spec).prefixes(outcome.scan.jobs)
+            else:
+                db = None
+    # The freeze: from here on, the cycle knows only what the Snapshot holds.
+    monotonic = time.monotonic()
+    pods, nodes = inventory.freeze(policy.namespace, prefixes, monotonic)
+    snapshot = Snapshot(
+        policy=policy.name,
+        wall=datetime.now(UTC),
+        monotonic=monotonic,
+        inventory=InventoryView(pods, nodes, inventory.nodes_observed),
+        database=outcome,
+        adaptive_limits=dict(stats.adaptive_limits),
+        kind_stats=stats.kind_stats,
+    )
+    return snapshot, db
 
-        live = [pod for pod in candidates if not pod.gone and plausible(pod)]
-        return live[0] if len(live) == 1 else None
+
+async def _scan(db: RiverDatabase, spec: JobPolicySpec) -> DatabaseOutcome:
+    try:
+        scanned = await scan_jobs(db, scan_query(spec))
+    except DatabaseError as exc:
+        reason = "Unreachable" if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
+        return DatabaseFailed(reason, str(exc))
+    return Connected(
+        db.target, Scanned(tuple(scanned.jobs), scanned.now, truncated=scanned.truncated)
+    )

@@ -1,4 +1,4 @@
-"""The supervisor's pure parts: joining scanned jobs with pods, and keeping the status."""
+"""Joining scanned jobs with a frozen view of pods and nodes, and keeping the status."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.model.conditions import ConditionStatus
+from lifeguard.model.conditions import CIRCUIT_OPEN, DATABASE_CONNECTED, READY, ConditionStatus
 from lifeguard.model.enums import Action, Cause, HeartbeatStore
 from lifeguard.model.limits import AdaptiveSpec
-from lifeguard.model.observation import JobFacts
+from lifeguard.model.observation import JobFacts, Observation
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import RecentAction
+from lifeguard.reconcile import ClientIds, InventoryView, StatusBook, observe
 from lifeguard.river.durations import KindDurations
-from lifeguard.supervisor.gather import Gatherer, scan_query
-from lifeguard.supervisor.report import CIRCUIT_OPEN, DATABASE_CONNECTED, READY, StatusBook
+from lifeguard.supervisor.gather import scan_query
 from lifeguard.supervisor.stats import adaptive_limits, kind_stats, quantile_seconds
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -73,6 +73,20 @@ def inventory(*pods: Json) -> Inventory:
     return found
 
 
+def observed(
+    found: Inventory,
+    jobs: JobFacts,
+    policy: JobPolicySpec | None = None,
+    adaptive_limits: dict[str, float] | None = None,
+) -> Observation:
+    """The job's observation from a view frozen from `found`, as the supervisor makes it."""
+    policy = policy or spec()
+    pods, nodes = found.freeze("jobs", ClientIds.of(policy).prefixes([jobs]), at=0.0)
+    view = InventoryView(pods, nodes, found.nodes_observed)
+    (obs,) = observe([jobs], NOW, policy, view, adaptive_limits=adaptive_limits)
+    return obs
+
+
 def test_scan_query_carries_the_selector_and_the_store() -> None:
     query = scan_query(
         spec(
@@ -87,44 +101,39 @@ def test_scan_query_carries_the_selector_and_the_store() -> None:
 
 
 def test_job_maps_to_its_pod_and_node_through_rivers_default_client_id() -> None:
-    gatherer = Gatherer("jobs", spec(), inventory(pod("report-w.1")))
-    obs = gatherer.observation(job("report-w_1_2026_11_27T08_00_05_000000"), NOW)
+    obs = observed(inventory(pod("report-w.1")), job("report-w_1_2026_11_27T08_00_05_000000"))
     assert obs.pod is not None and obs.pod.name == "report-w.1"
     assert obs.node is not None and obs.node.ready
     assert obs.client_started_at == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
 
 
 def test_client_id_outside_the_pattern_attributes_no_pod() -> None:
-    obs = Gatherer("jobs", spec(), inventory()).observation(job("laptop-of-dev"), NOW)
+    obs = observed(inventory(), job("laptop-of-dev"))
     assert obs.pod_name is None and obs.pod is None
 
 
 def test_pod_not_selected_by_the_policy_is_not_attributed() -> None:
-    gatherer = Gatherer("jobs", spec(), inventory(pod("other-1", labels={"app": "x"})))
-    obs = gatherer.observation(job("other-1_2026_11_27T08_00_05_000000"), NOW)
+    found = inventory(pod("other-1", labels={"app": "x"}))
+    obs = observed(found, job("other-1_2026_11_27T08_00_05_000000"))
     assert obs.pod is None and obs.pod_name == "other-1"
 
 
 def test_unknown_pod_keeps_the_mapped_name_for_messages() -> None:
-    obs = Gatherer("jobs", spec(), inventory()).observation(
-        job("gone-1_2026_11_27T08_00_05_000000"), NOW
-    )
+    obs = observed(inventory(), job("gone-1_2026_11_27T08_00_05_000000"))
     assert obs.pod is None and obs.pod_name == "gone-1"
 
 
 def test_long_names_sharing_a_prefix_resolve_to_the_pod_running_before_the_client() -> None:
     base = "report-" + "x" * 60
     early, late = pod(base + "-aaaaa"), pod(base + "-bbbbb", started="2026-11-27T08:30:00Z")
-    gatherer = Gatherer("jobs", spec(), inventory(early, late))
     prefix = base[:60]
-    obs = gatherer.observation(job(f"{prefix}_2026_11_27T08_10_00_000000"), NOW)
+    obs = observed(inventory(early, late), job(f"{prefix}_2026_11_27T08_10_00_000000"))
     assert obs.pod is not None and obs.pod.name == base + "-aaaaa"
 
 
 def test_tier_thresholds_and_adaptive_limits_apply_per_job() -> None:
     policy = spec(tiers=[{"match": {"kinds": ["report"]}, "staleAfter": "90s"}])
-    gatherer = Gatherer("jobs", policy, inventory(), adaptive_limits={"report": 600.0})
-    obs = gatherer.observation(job(None), NOW)
+    obs = observed(inventory(), job(None), policy, adaptive_limits={"report": 600.0})
     assert obs.thresholds.stale_after == 90.0
     assert obs.thresholds.adaptive_limit == 600.0
 

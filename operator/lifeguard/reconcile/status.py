@@ -1,15 +1,25 @@
-"""The policy's status, rebuilt after every scan and patched only when it changed.
+"""The status book: the operator's running copy of one policy's status, and what to patch.
+
+Owns the status fields (conditions, job counts, totals, recent actions, kind statistics) and
+the rule that a status is patched only when it changed.
 
 Conditions follow the Kubernetes API conventions: set on first sight (Unknown until known), a
 CamelCase reason, a sentence for humans, lastTransitionTime moving only when the status does.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from lifeguard.model.conditions import Condition, ConditionStatus, set_condition
+from lifeguard.model.conditions import (
+    CIRCUIT_OPEN,
+    DATABASE_CONNECTED,
+    READY,
+    Condition,
+    ConditionStatus,
+    set_condition,
+)
 from lifeguard.model.enums import Cause
 from lifeguard.model.status import (
     ActionTotals,
@@ -20,15 +30,14 @@ from lifeguard.model.status import (
     with_recent_action,
 )
 
-READY = "Ready"
-DATABASE_CONNECTED = "DatabaseConnected"
-CIRCUIT_OPEN = "CircuitOpen"
-NODES_OBSERVED = "NodesObserved"
-
 
 @dataclass
 class StatusBook:
-    """The operator's running copy of one policy's status."""
+    """The operator's running copy of one policy's status.
+
+    Its methods reassign fields and never change a list in place, so `copy()` (a shallow copy)
+    is enough for `reconcile` to leave the book it was given untouched.
+    """
 
     generation: int | None
     conditions: list[Condition] = field(default_factory=list)
@@ -117,3 +126,6 @@ class StatusBook:
 
     def patched(self, rendered: dict[str, Any]) -> None:
         self._last_patched = rendered
+
+    def copy(self) -> "StatusBook":
+        return replace(self)

@@ -1,0 +1,111 @@
+"""Joins a snapshot's jobs with the pods and nodes of its inventory view: one Observation a job.
+
+Owns the mapping from a job's River client ID to its pod (and the pod's node), and the
+thresholds each job is judged by (tiers, adaptive limits). Pure: the view was frozen by the
+shell, so the operator and `lifeguard explain` build identical observations from one snapshot.
+"""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from lifeguard.model.client_id import client_id_pod_and_start
+from lifeguard.model.observation import JobFacts, Observation, PodFacts
+from lifeguard.model.policy import JobPolicySpec
+from lifeguard.model.thresholds import resolve_thresholds
+from lifeguard.reconcile.snapshot import InventoryView
+
+Mapped = tuple[str, datetime | None]
+
+
+@dataclass
+class ClientIds:
+    """A policy's client-ID pattern, with each ID parsed once (one pod runs many jobs)."""
+
+    pattern: re.Pattern[str]
+    _parsed: dict[str, Mapped | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: JobPolicySpec) -> "ClientIds":
+        return cls(re.compile(spec.workers.client_id_pattern))
+
+    def map(self, client_id: str | None) -> Mapped | None:
+        """(pod prefix, client start) of a client ID, None when it names no pod."""
+        if not client_id:
+            return None
+        if client_id not in self._parsed:
+            self._parsed[client_id] = client_id_pod_and_start(self.pattern, client_id)
+        return self._parsed[client_id]
+
+    def prefixes(self, jobs: Iterable[JobFacts]) -> set[str]:
+        """The pod prefixes the jobs' client IDs map to: what the inventory view must hold."""
+        return {mapped[0] for job in jobs if (mapped := self.map(job.client_id)) is not None}
+
+
+def observe(
+    jobs: Sequence[JobFacts],
+    now: datetime,
+    spec: JobPolicySpec,
+    view: InventoryView,
+    *,
+    adaptive_limits: Mapping[str, float] | None = None,
+    client_ids: ClientIds | None = None,
+) -> list[Observation]:
+    ids = client_ids or ClientIds.of(spec)
+    limits = adaptive_limits or {}
+    return [
+        observation(job, now, spec, view, adaptive_limits=limits, client_ids=ids) for job in jobs
+    ]
+
+
+def observation(
+    job: JobFacts,
+    now: datetime,
+    spec: JobPolicySpec,
+    view: InventoryView,
+    *,
+    adaptive_limits: Mapping[str, float],
+    client_ids: ClientIds,
+) -> Observation:
+    thresholds = resolve_thresholds(spec, job.queue, job.kind, job.priority)
+    limit = adaptive_limits.get(job.kind)
+    if limit is not None:
+        thresholds = replace(thresholds, adaptive_limit=limit)
+    mapped = client_ids.map(job.client_id)
+    if mapped is None:
+        return Observation(
+            job=job, thresholds=thresholds, now=now, nodes_observed=view.nodes_observed
+        )
+    prefix, started = mapped
+    pod = _pod_for(spec, view, prefix, started)
+    return Observation(
+        job=job,
+        thresholds=thresholds,
+        now=now,
+        pod_name=pod.name if pod else prefix,
+        pod=pod,
+        node=view.node(pod.node_name) if pod else None,
+        client_started_at=started,
+        nodes_observed=view.nodes_observed,
+    )
+
+
+def _pod_for(
+    spec: JobPolicySpec, view: InventoryView, prefix: str, started: datetime | None
+) -> PodFacts | None:
+    selector = spec.workers.pod_selector
+    candidates = [
+        pod for pod in view.pods_with_prefix(prefix) if selector.matches(dict(pod.labels))
+    ]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+
+    # Names longer than River keeps share a prefix: prefer a live pod whose containers
+    # were running before the client started (a client cannot start before its pod).
+    def plausible(pod: PodFacts) -> bool:
+        starts = [c.running_since for c in pod.containers if c.running_since]
+        return started is None or any(s <= started for s in starts)
+
+    live = [pod for pod in candidates if not pod.gone and plausible(pod)]
+    return live[0] if len(live) == 1 else None

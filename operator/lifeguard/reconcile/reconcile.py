@@ -1,0 +1,250 @@
+"""One policy's cycle as two pure steps: `reconcile` decides, `feed_outcomes` reports.
+
+Owns the sequence of decisions and the conditions: verdicts, the plan, the Ready,
+DatabaseConnected, CircuitOpen and NodesObserved conditions (and the Events their changes
+deserve), the metric updates of a scan, and whether the status is written. The shell gathers a
+Snapshot, calls `reconcile`, writes `effects.actions`, passes their outcomes to
+`feed_outcomes`, and carries out the Effects that returns. `lifeguard explain` calls
+`reconcile` on a snapshot gathered the same way and prints what it decided.
+"""
+
+from dataclasses import dataclass, replace
+
+from lifeguard import plan as planning
+from lifeguard.model.conditions import (
+    CIRCUIT_OPEN,
+    DATABASE_CONNECTED,
+    INVALID_SPEC,
+    NODES_OBSERVED,
+    READY,
+)
+from lifeguard.model.conditions import ConditionStatus as S
+from lifeguard.model.enums import Cause, Mode
+from lifeguard.model.policy import JobPolicySpec
+from lifeguard.reconcile.announce import announce
+from lifeguard.reconcile.effects import (
+    Effects,
+    Event,
+    LogLine,
+    Metric,
+    Outcome,
+    gauge,
+    inc,
+    observe,
+)
+from lifeguard.reconcile.observe import observe as observe_jobs
+from lifeguard.reconcile.snapshot import (
+    Connected,
+    DatabaseFailed,
+    NoDatabase,
+    Snapshot,
+)
+from lifeguard.reconcile.state import ReconcileState, SeenVerdict
+from lifeguard.reconcile.status import StatusBook
+from lifeguard.verdict import decide
+
+# A status write at least this often, so lastScanTime shows the operator is alive.
+STATUS_REFRESH_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSpec:
+    """The policy's spec cannot be used; the message names the fields."""
+
+    message: str
+
+
+def reconcile(
+    snapshot: Snapshot, state: ReconcileState, spec: JobPolicySpec | InvalidSpec
+) -> tuple[ReconcileState, Effects]:
+    """Decides one cycle: the actions to write now, and everything said before they are."""
+    cycle = _Cycle(snapshot, state)
+    cycle.book.ensure_conditions(snapshot.wall)
+    if isinstance(spec, InvalidSpec):
+        cycle.not_ready(INVALID_SPEC, spec.message or "no spec")
+    else:
+        cycle.database(spec)
+    cycle.note_nodes()
+    return cycle.result()
+
+
+def feed_outcomes(
+    snapshot: Snapshot, state: ReconcileState, effects: Effects, outcomes: list[Outcome]
+) -> tuple[ReconcileState, Effects]:
+    """The cycle's report: decisions recorded once per attempt, Events, metrics, the status.
+
+    `effects` is what `reconcile` returned for this snapshot; the result carries its Events,
+    metrics and logs too, followed by those of the outcomes, and the status patch (if any).
+    """
+    book = state.book.copy()
+    events, metrics, logs = list(effects.events), list(effects.metrics), list(effects.logs)
+    announced = state.announced
+    scan = snapshot.scan
+    if effects.plan is not None and scan is not None:
+        running = {obs.job.id for obs, _ in effects.judged}
+        said = announce(
+            effects.plan,
+            outcomes,
+            book,
+            now=scan.now,
+            running=running,
+            announced=announced,
+            policy_name=snapshot.policy,
+        )
+        announced = frozenset(said.announced)
+        events += said.events
+        metrics += said.metrics
+        logs += said.logs
+    status = book.changes()
+    due = (
+        state.last_patch is None or snapshot.monotonic - state.last_patch >= STATUS_REFRESH_SECONDS
+    )
+    if status is None and due:
+        status = book.render()
+    state = replace(state, book=book, announced=announced, cycles=state.cycles + 1)
+    return state, replace(
+        effects, events=tuple(events), metrics=tuple(metrics), logs=tuple(logs), status=status
+    )
+
+
+class _Cycle:
+    """The working copy of one reconcile: a new book and the effects gathered so far."""
+
+    def __init__(self, snapshot: Snapshot, state: ReconcileState) -> None:
+        self.snapshot = snapshot
+        self.state = state
+        self.book: StatusBook = state.book.copy()
+        self.safety = state.safety
+        self.seen_verdicts = state.seen_verdicts
+        self.running = state.running
+        self.events: list[Event] = []
+        self.metrics: list[Metric] = []
+        self.logs: list[LogLine] = []
+        self.effects = Effects()
+
+    def result(self) -> tuple[ReconcileState, Effects]:
+        state = replace(
+            self.state,
+            book=self.book,
+            safety=self.safety,
+            seen_verdicts=self.seen_verdicts,
+            running=self.running,
+        )
+        return state, replace(
+            self.effects,
+            events=tuple(self.events),
+            metrics=tuple(self.metrics),
+            logs=tuple(self.logs),
+        )
+
+    # -- conditions ------------------------------------------------------------------------
+    def not_ready(self, reason: str, message: str) -> None:
+        changed = self.book.condition(READY, S.FALSE, reason, message, self.snapshot.wall)
+        if changed or self.state.cycles == 0:
+            self.events.append(Event("Warning", reason, message))
+
+    def note_nodes(self) -> None:
+        if not self.snapshot.inventory.nodes_observed:
+            self.book.condition(
+                NODES_OBSERVED,
+                S.FALSE,
+                "NodeReadForbidden",
+                "The operator may not read nodes: node loss is detected from heartbeats alone.",
+                self.snapshot.wall,
+            )
+
+    # -- the database ----------------------------------------------------------------------
+    def database(self, spec: JobPolicySpec) -> None:
+        outcome = self.snapshot.database
+        if isinstance(outcome, NoDatabase):
+            self.not_ready(outcome.reason, outcome.message)
+            self.book.condition(
+                DATABASE_CONNECTED,
+                S.UNKNOWN,
+                outcome.reason,
+                "No database URL to connect to.",
+                self.snapshot.wall,
+            )
+        elif isinstance(outcome, DatabaseFailed):
+            self.metrics.append(inc("database_errors"))
+            self.logs.append(LogLine("warning", outcome.message))
+            if self.book.condition(
+                DATABASE_CONNECTED, S.FALSE, outcome.reason, outcome.message, self.snapshot.wall
+            ):
+                self.events.append(Event("Warning", "DatabaseUnreachable", outcome.message))
+            self.not_ready("DatabaseUnavailable", outcome.message)
+        elif isinstance(outcome, Connected):
+            self.scanned(spec, outcome)
+
+    def scanned(self, spec: JobPolicySpec, connected: Connected) -> None:
+        scan, book = connected.scan, self.book
+        if book.condition(
+            DATABASE_CONNECTED, S.TRUE, "Connected", f"Scanning {connected.target}.", scan.now
+        ):
+            self.events.append(
+                Event("Normal", "DatabaseReconnected", f"Connected to {connected.target} again.")
+            )
+        if self.snapshot.kind_stats is not None:
+            book.kind_stats = list(self.snapshot.kind_stats)
+
+        observations = observe_jobs(
+            scan.jobs,
+            scan.now,
+            spec,
+            self.snapshot.inventory,
+            adaptive_limits=self.snapshot.adaptive_limits,
+        )
+        judged = [(obs, decide(obs)) for obs in observations]
+        plan = planning.plan(judged, spec, self.safety, scan.now)
+        self.safety = plan.state
+        self.observe(judged)
+        self.effects = Effects(
+            actions=tuple(a for a in plan.actions if not a.dry_run),
+            judged=tuple(judged),
+            plan=plan,
+        )
+
+        breaker_open = plan.state.circuit_open
+        book.condition(
+            CIRCUIT_OPEN,
+            S.TRUE if breaker_open else S.FALSE,
+            "TooManyStale" if breaker_open else "Closed",
+            plan.state.breaker_message if breaker_open else "Heartbeat-based actions are allowed.",
+            scan.now,
+        )
+        self.metrics.append(gauge("circuit_open", 1 if breaker_open else 0))
+        mode = "dry run" if spec.safety.mode is Mode.DRY_RUN else "enforcing"
+        truncated = f" (only the first {len(judged)} read)" if scan.truncated else ""
+        book.condition(
+            READY,
+            S.TRUE,
+            "Scanning",
+            f"Watching {len(judged)} running jobs{truncated}, {mode}.",
+            scan.now,
+        )
+        book.scanned([verdict.cause for _, verdict in judged], scan.now)
+
+    # -- metrics of a scan -----------------------------------------------------------------
+    def observe(self, judged: list[planning.Judged]) -> None:
+        """Gauges and histograms of one scan; verdicts counted once per attempt and cause."""
+        counts = dict.fromkeys((c.value for c in Cause), 0)
+        seen: set[SeenVerdict] = set()
+        running: dict[int, tuple[str, float]] = {}
+        beat_ages: list[float] = []
+        for obs, verdict in judged:
+            counts[verdict.cause.value] += 1
+            key = (obs.job.id, obs.job.attempted_at, verdict.cause)
+            seen.add(key)
+            if key not in self.seen_verdicts:
+                self.metrics.append(inc("verdicts", verdict.cause.value, verdict.reason))
+            if obs.job.beat_age is not None:
+                beat_ages.append(obs.job.beat_age)
+            running[obs.job.id] = (obs.job.kind, obs.job.running_for)
+        if beat_ages:
+            self.metrics.append(observe("heartbeat_age", tuple(beat_ages)))
+        for cause, count in counts.items():
+            self.metrics.append(gauge("running_jobs", count, cause))
+        for job_id, (kind, running_for) in self.running.items():
+            if job_id not in running:
+                self.metrics.append(observe("job_duration", (running_for,), kind, per_policy=False))
+        self.seen_verdicts, self.running = frozenset(seen), running

@@ -1,0 +1,93 @@
+"""The Snapshot: everything one reconcile cycle may know, frozen at the start of the cycle.
+
+Owns the shape of the cycle's input: the scan (jobs, the database's `now`, whether it was
+truncated), a view of the inventory for the policy's namespace taken at one instant (pods and
+tombstones by River client prefix, nodes with their Lease ages), the adaptive limits and
+per-kind statistics, the database outcome of this cycle, and the clock readings. Nothing in
+`reconcile` reads a clock or a cache: what is not in the Snapshot is not known.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lifeguard.model.observation import JobFacts, NodeFacts, PodFacts
+from lifeguard.model.status import KindStat
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryView:
+    """Pods (live and recently deleted) of one namespace and their nodes, at one instant."""
+
+    # Pods by River client prefix, live first, then tombstones (the inventory's order).
+    pods_by_prefix: Mapping[str, tuple[PodFacts, ...]] = field(default_factory=dict)
+    # Nodes by name, their Lease age measured at the freeze.
+    nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
+    # False when the operator may not read nodes: node loss is then judged by beats alone.
+    nodes_observed: bool = True
+
+    def pods_with_prefix(self, prefix: str) -> tuple[PodFacts, ...]:
+        return self.pods_by_prefix.get(prefix, ())
+
+    def node(self, name: str | None) -> NodeFacts | None:
+        return self.nodes.get(name) if name else None
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """One scan of the policy's running jobs; `now` is the database's clock."""
+
+    jobs: tuple[JobFacts, ...]
+    now: datetime
+    # The scan read only its first rows: the policy covers more running jobs.
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The database answered the scan."""
+
+    target: str
+    scan: Scanned
+
+
+@dataclass(frozen=True, slots=True)
+class NoDatabase:
+    """No URL to connect to (Secret missing, unreadable, not a URL): a reason and a message."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseFailed:
+    """The database did not answer the scan."""
+
+    reason: str
+    message: str
+
+
+DatabaseOutcome = Connected | NoDatabase | DatabaseFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One cycle's frozen input."""
+
+    # The JobPolicy's name, for messages.
+    policy: str
+    # The host's wall clock, for conditions set when the database gave no `now`.
+    wall: datetime
+    # The host's monotonic clock, for throttles (status refresh).
+    monotonic: float
+    inventory: InventoryView = field(default_factory=InventoryView)
+    # None when the cycle did not get as far as the database (an invalid spec).
+    database: DatabaseOutcome | None = None
+    # Learned per-kind limits (adaptive); absent kinds have none.
+    adaptive_limits: Mapping[str, float] = field(default_factory=dict)
+    # The busiest kinds' run times for the status; None: not read yet (keep what the status has).
+    kind_stats: tuple[KindStat, ...] | None = None
+
+    @property
+    def scan(self) -> Scanned | None:
+        return self.database.scan if isinstance(self.database, Connected) else None

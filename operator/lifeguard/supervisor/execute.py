@@ -1,0 +1,135 @@
+"""Carries out a cycle's actions: fenced database writes in batches, uid-fenced evictions.
+
+One table says how each action is written. Each outcome says whether the write applied; a write
+whose fence did not match means the job moved on (completed, rescued by River, fetched again)
+or the pod was replaced since the scan, which is exactly what the fences exist for: nothing is
+done twice, and no successor is touched.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
+from lifeguard.model.enums import Action
+from lifeguard.plan import PlannedAction
+from lifeguard.reconcile import Outcome, Result
+from lifeguard.river import actions as river_actions
+from lifeguard.river.database import RiverDatabase
+from lifeguard.river.errors import DatabaseError
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the actions of one policy go."""
+
+    db: RiverDatabase
+    schema: str | None
+    kube: KubeClient
+    namespace: str
+
+
+Writer = Callable[[Sequence[PlannedAction], Target], Awaitable[list[Outcome]]]
+
+
+def _error_text(action: PlannedAction) -> str:
+    return river_actions.lifeguard_error(str(action.cause), action.reason, action.message)
+
+
+async def _retry(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:
+    requests = [
+        river_actions.RetryRequest(
+            job_id=a.job_id,
+            attempted_at=a.attempted_at,
+            reason=_error_text(a),
+            backoff=a.backoff,
+            refund_attempt=not a.count_attempt,
+        )
+        for a in actions
+    ]
+    return await river_actions.retry_many(to.db, requests, schema=to.schema)
+
+
+async def _cancel(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:
+    requests = [river_actions.CancelRequest(a.job_id, a.attempted_at) for a in actions]
+    return await river_actions.cancel_many(to.db, requests, schema=to.schema)
+
+
+async def _discard(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:
+    requests = [
+        river_actions.DiscardRequest(a.job_id, a.attempted_at, _error_text(a)) for a in actions
+    ]
+    return await river_actions.discard_many(to.db, requests, schema=to.schema)
+
+
+def _fenced(
+    write: Callable[[Sequence[PlannedAction], Target], Awaitable[list[river_actions.Applied]]],
+) -> Writer:
+    """One batched statement fenced per job by (id, state running, attempted_at)."""
+
+    async def run(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
+        try:
+            applied = await write(actions, to)
+        except DatabaseError as exc:
+            return [Outcome(a, Result.FAILED, str(exc)) for a in actions]
+        ids = {a.job_id for a in applied}
+        return [Outcome(a, Result.APPLIED if a.job_id in ids else Result.FENCED) for a in actions]
+
+    return run
+
+
+async def _evict(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
+    """One eviction per pod instance, however many of its jobs asked for it."""
+    results: dict[tuple[str, str], tuple[Result, str]] = {}
+    outcomes = []
+    for action in actions:
+        if action.pod is None:
+            outcomes.append(Outcome(action, Result.FAILED, "no pod to restart"))
+            continue
+        name, uid = action.pod.name, action.pod.uid
+        if (name, uid) not in results:
+            try:
+                evicted = await to.kube.evict_pod(to.namespace, name, uid)
+            except ClusterError as exc:
+                results[name, uid] = (Result.FAILED, str(exc))
+            else:
+                results[name, uid] = _EVICTION_RESULTS[evicted](name)
+        result, detail = results[name, uid]
+        outcomes.append(Outcome(action, result, detail))
+    return outcomes
+
+
+_EVICTION_RESULTS: dict[EvictionResult, Callable[[str], tuple[Result, str]]] = {
+    EvictionResult.EVICTED: lambda pod: (Result.APPLIED, f"pod {pod} evicted"),
+    EvictionResult.BLOCKED: lambda pod: (
+        Result.BLOCKED,
+        f"a PodDisruptionBudget keeps pod {pod} for now",
+    ),
+    EvictionResult.NOT_FOUND: lambda pod: (Result.FENCED, f"pod {pod} is already gone"),
+    EvictionResult.REPLACED: lambda pod: (
+        Result.FENCED,
+        f"pod {pod} was replaced by a new pod of that name, which is left alone",
+    ),
+}
+
+
+# How each action is written, in the order the kinds are written.
+WRITERS: dict[Action, Writer] = {
+    Action.RETRY: _fenced(_retry),
+    Action.CANCEL: _fenced(_cancel),
+    Action.DISCARD: _fenced(_discard),
+    Action.RESTART_POD: _evict,
+}
+
+
+async def execute(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
+    """Writes every action; one failing kind of write does not stop the others."""
+    by_action: dict[Action, list[PlannedAction]] = {}
+    for action in actions:
+        by_action.setdefault(action.action, []).append(action)
+    outcomes: list[Outcome] = []
+    for kind, write in WRITERS.items():
+        if kind in by_action:
+            outcomes += await write(by_action.pop(kind), to)
+    for kind, left in by_action.items():
+        outcomes += [Outcome(a, Result.FAILED, f"no way to write {kind}") for a in left]
+    return outcomes
