@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from lifeguard.cluster.inventory import client_prefix
 from lifeguard.model.actions import ActionRule, ActionsSpec
+from lifeguard.model.client_id import river_host_of_pod
 from lifeguard.model.enums import Mode
 from lifeguard.model.observation import (
     ContainerFacts,
@@ -23,9 +25,21 @@ from lifeguard.model.observation import (
     TerminatedFacts,
     Thresholds,
 )
+from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.safety import CircuitBreakerSpec, SafetySpec
+from lifeguard.reconcile import (
+    Connected,
+    DatabaseFailed,
+    DatabaseOutcome,
+    InventoryView,
+    NoDatabase,
+    Scanned,
+    Snapshot,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+# The labels of every built pod, and what the built policy's pod selector asks for.
+WORKER_LABELS = (("app", "worker"),)
 POD_STARTED = NOW - timedelta(hours=2)
 CLIENT_STARTED = POD_STARTED + timedelta(seconds=1)
 SIGNAL_EXIT_BASE = 128
@@ -162,6 +176,7 @@ def pod(name: str = "worker-1", node_name: str = "n1") -> PodBuilder:
             node_name=node_name,
             phase="Running",
             containers=(ContainerFacts(name="worker", running_since=POD_STARTED),),
+            labels=WORKER_LABELS,
         )
     )
 
@@ -329,3 +344,86 @@ class PolicyBuilder:
 
 def policy() -> PolicyBuilder:
     return PolicyBuilder()
+
+
+# -- snapshots and full policies (for reconcile tables) --------------------------------------
+def policy_spec(**overrides: object) -> JobPolicySpec:
+    """A complete JobPolicySpec whose workers are the built pods; `overrides` are camelCase."""
+    raw: dict[str, object] = {
+        "database": {"secretRef": {"name": "db"}},
+        "workers": {"podSelector": {"matchLabels": dict(WORKER_LABELS)}},
+        **overrides,
+    }
+    return JobPolicySpec.model_validate(raw)
+
+
+def _client_id(pod_name: str) -> str:
+    return f"{river_host_of_pod(pod_name)}_{CLIENT_STARTED:%Y_%m_%dT%H_%M_%S_%f}"
+
+
+@dataclass(frozen=True)
+class SnapshotBuilder:
+    """One cycle's Snapshot: jobs with their pods and nodes, the database's answer, clocks.
+
+    Jobs come from JobBuilders: their pod (and node) goes into the inventory view, and their
+    client ID is made to name that pod, as River's default client ID does. Thresholds come from
+    the policy, as in the operator, not from the JobBuilder.
+    """
+
+    jobs: tuple[JobFacts, ...] = ()
+    pods: tuple[PodFacts, ...] = ()
+    nodes: tuple[NodeFacts, ...] = ()
+    nodes_observed: bool = True
+    database: DatabaseOutcome | None = None
+    at: float = 1000.0
+    now: datetime = NOW
+
+    def job(self, *builders: JobBuilder) -> SnapshotBuilder:
+        built = self
+        for b in builders:
+            job, pods, nodes = b.job, built.pods, built.nodes
+            if b.pod_name is not None:
+                job = replace(job, client_id=_client_id(b.pod_name))
+            if b.pod is not None and b.pod not in pods:
+                pods = (*pods, b.pod)
+                node_facts = b.node or (node(b.pod.node_name).facts if b.pod.node_name else None)
+                if node_facts is not None and not b.node_missing and node_facts not in nodes:
+                    nodes = (*nodes, node_facts)
+            built = replace(built, jobs=(*built.jobs, job), pods=pods, nodes=nodes)
+            if not b.nodes_observed:
+                built = replace(built, nodes_observed=False)
+        return built
+
+    def pod(self, builder: PodBuilder) -> SnapshotBuilder:
+        """A pod the inventory holds whether or not a job names it."""
+        return replace(self, pods=(*self.pods, builder.facts))
+
+    def no_secret(
+        self, reason: str = "SecretNotFound", message: str = "no Secret"
+    ) -> SnapshotBuilder:
+        return replace(self, database=NoDatabase(reason, message))
+
+    def unreachable(self, message: str = "connection refused") -> SnapshotBuilder:
+        return replace(self, database=DatabaseFailed("Unreachable", message))
+
+    def later(self, seconds: float) -> SnapshotBuilder:
+        """The same world `seconds` later on both clocks (jobs keep their ages)."""
+        return replace(self, at=self.at + seconds, now=self.now + timedelta(seconds=seconds))
+
+    def without_nodes(self) -> SnapshotBuilder:
+        return replace(self, nodes=(), nodes_observed=False)
+
+    def snap(self) -> Snapshot:
+        by_prefix: dict[str, tuple[PodFacts, ...]] = {}
+        for facts in self.pods:
+            prefix = client_prefix(facts.name)
+            by_prefix[prefix] = (*by_prefix.get(prefix, ()), facts)
+        view = InventoryView(by_prefix, {n.name: n for n in self.nodes}, self.nodes_observed)
+        database = self.database or Connected("postgres://db/river", Scanned(self.jobs, self.now))
+        return Snapshot(
+            policy="rescue", wall=self.now, monotonic=self.at, inventory=view, database=database
+        )
+
+
+def snapshot(*jobs: JobBuilder) -> SnapshotBuilder:
+    return SnapshotBuilder().job(*jobs)

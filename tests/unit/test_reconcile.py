@@ -1,0 +1,328 @@
+"""The shell's decisions as tables: conditions, Events, metrics, status and the outcomes step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from builders import SnapshotBuilder, node, pod, policy_spec, running_job, snapshot
+
+from lifeguard.model.conditions import (
+    CIRCUIT_OPEN,
+    DATABASE_CONNECTED,
+    NODES_OBSERVED,
+    READY,
+    ConditionStatus,
+    find_condition,
+)
+from lifeguard.model.enums import Action
+from lifeguard.model.policy import JobPolicySpec
+from lifeguard.reconcile import (
+    Effects,
+    InvalidSpec,
+    Metric,
+    Outcome,
+    ReconcileState,
+    Result,
+    feed_outcomes,
+    patched,
+    reconcile,
+)
+
+T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+SPEC = policy_spec()
+DRY_RUN = policy_spec(safety={"mode": "DryRun"})
+
+Results = Result | Sequence[Result]
+
+
+def cycle(
+    world: SnapshotBuilder,
+    state: ReconcileState | None = None,
+    spec: JobPolicySpec | InvalidSpec = SPEC,
+    results: Results = Result.APPLIED,
+) -> tuple[ReconcileState, Effects]:
+    """One operator cycle: reconcile, every write comes out as `results`, feed the outcomes."""
+    snap = world.snap()
+    state, effects = reconcile(snap, state or ReconcileState(), spec)
+    if isinstance(results, Result):
+        results = [results] * len(effects.actions)
+    outcomes = [Outcome(a, r) for a, r in zip(effects.actions, results, strict=True)]
+    state, effects = feed_outcomes(snap, state, effects, outcomes)
+    if effects.status is not None:
+        state = patched(state, effects.status, snap.monotonic)
+    return state, effects
+
+
+def cycles(
+    world: SnapshotBuilder,
+    count: int,
+    spec: JobPolicySpec = SPEC,
+    results: Results = Result.APPLIED,
+) -> list[Effects]:
+    state, seen = ReconcileState(), []
+    for n in range(count):
+        state, effects = cycle(world.later(n), state, spec, results)
+        seen.append(effects)
+    return seen
+
+
+def conditions(state: ReconcileState) -> dict[str, tuple[ConditionStatus, str]]:
+    return {c.type: (c.status, c.reason) for c in state.book.conditions}
+
+
+def reasons(effects: Effects) -> list[str]:
+    return [e.reason for e in effects.events]
+
+
+def metric(effects: Effects, name: str, *labels: str) -> list[Metric]:
+    return [m for m in effects.metrics if m.name == name and m.labels[: len(labels)] == labels]
+
+
+DEAD = running_job(job_id=1).on(pod("w-1").oom_killed())
+HEALTHY = running_job(job_id=2).on(pod("w-2"))
+
+
+# -- conditions -----------------------------------------------------------------------------
+CONDITIONS = [
+    pytest.param(
+        snapshot(HEALTHY),
+        SPEC,
+        {READY: (T, "Scanning"), DATABASE_CONNECTED: (T, "Connected"), CIRCUIT_OPEN: (F, "Closed")},
+        id="a_scan_makes_the_policy_ready_connected_and_closed",
+    ),
+    pytest.param(
+        snapshot(HEALTHY).no_secret("SecretNotFound", "spec.database.secretRef: no Secret."),
+        SPEC,
+        {
+            READY: (F, "SecretNotFound"),
+            DATABASE_CONNECTED: (U, "SecretNotFound"),
+            CIRCUIT_OPEN: (U, "Pending"),
+        },
+        id="no_secret_is_not_ready_and_connection_unknown",
+    ),
+    pytest.param(
+        snapshot(HEALTHY).unreachable(),
+        SPEC,
+        {
+            READY: (F, "DatabaseUnavailable"),
+            DATABASE_CONNECTED: (F, "Unreachable"),
+            CIRCUIT_OPEN: (U, "Pending"),
+        },
+        id="an_unreachable_database_is_not_ready_and_not_connected",
+    ),
+    pytest.param(
+        snapshot(HEALTHY),
+        InvalidSpec("spec.workers.clientIdPattern: not a regular expression"),
+        {
+            READY: (F, "InvalidSpec"),
+            DATABASE_CONNECTED: (U, "Pending"),
+            CIRCUIT_OPEN: (U, "Pending"),
+        },
+        id="an_invalid_spec_is_not_ready_with_reason_invalid_spec",
+    ),
+    pytest.param(
+        snapshot(HEALTHY).without_nodes(),
+        SPEC,
+        {
+            READY: (T, "Scanning"),
+            DATABASE_CONNECTED: (T, "Connected"),
+            CIRCUIT_OPEN: (F, "Closed"),
+            NODES_OBSERVED: (F, "NodeReadForbidden"),
+        },
+        id="nodes_not_readable_says_so_in_nodes_observed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("world", "spec", "expected"), CONDITIONS)
+def test_conditions_of_one_cycle(
+    world: SnapshotBuilder,
+    spec: JobPolicySpec | InvalidSpec,
+    expected: dict[str, tuple[ConditionStatus, str]],
+) -> None:
+    state, effects = cycle(world, spec=spec)
+    assert conditions(state) == expected
+    assert effects.status is not None, "the first cycle always writes the status"
+
+
+def test_not_ready_is_announced_on_the_first_cycle_and_when_it_changes_only() -> None:
+    spec = InvalidSpec("spec.workers.clientIdPattern: not a regular expression")
+    state, first = cycle(snapshot(), spec=spec)
+    _, second = cycle(snapshot().later(5), state, spec=spec)
+    assert reasons(first) == ["InvalidSpec"]
+    assert "spec.workers.clientIdPattern" in first.events[0].message
+    assert reasons(second) == []
+
+
+def test_a_database_outage_is_an_event_once_and_an_error_metric_every_cycle() -> None:
+    world = snapshot(HEALTHY)
+    state, up = cycle(world)
+    state, down = cycle(world.unreachable().later(5), state)
+    state, still_down = cycle(world.unreachable().later(10), state)
+    _, back = cycle(world.later(15), state)
+    assert "DatabaseUnreachable" in reasons(down) and "DatabaseUnavailable" in reasons(down)
+    assert reasons(still_down) == []
+    assert len(metric(down, "database_errors")) == len(metric(still_down, "database_errors")) == 1
+    assert reasons(back) == ["DatabaseReconnected"]
+    assert metric(up, "database_errors") == []
+
+
+def test_a_scan_counts_jobs_by_verdict_in_status_and_gauges() -> None:
+    state, effects = cycle(snapshot(HEALTHY, DEAD))
+    jobs = state.book.jobs
+    assert (jobs.running, jobs.healthy, jobs.resource_exhausted) == (2, 1, 1)
+    gauges = {m.labels[0]: m.value for m in metric(effects, "running_jobs")}
+    assert gauges["Healthy"] == gauges["ResourceExhausted"] == 1
+    assert gauges["Stuck"] == 0
+
+
+# -- de-duplication -------------------------------------------------------------------------
+def test_a_verdict_is_counted_once_per_attempt_however_many_scans_see_it() -> None:
+    first, second, third = cycles(snapshot(HEALTHY), 3)
+    assert len(metric(first, "verdicts", "Healthy")) == 1
+    assert metric(second, "verdicts") == metric(third, "verdicts") == []
+
+
+def test_a_dry_run_decision_is_announced_once_and_never_written() -> None:
+    effects = cycles(snapshot(DEAD), 3, spec=DRY_RUN)
+    assert all(e.actions == () for e in effects)
+    assert [reasons(e) for e in effects][1:] == [[], []]
+    assert [r for r in reasons(effects[0]) if r.startswith("DryRun")] == ["DryRunJobRetried"]
+    assert [
+        len(metric(e, "actions", "Retry", "ResourceExhausted", "dry_run")) for e in effects
+    ] == [
+        1,
+        0,
+        0,
+    ]
+
+
+def test_a_dry_run_decision_is_one_recent_action_and_one_suppressed_total() -> None:
+    state = ReconcileState()
+    for n in range(3):
+        state, _ = cycle(snapshot(DEAD).later(n), state, spec=DRY_RUN)
+    assert [a.job_id for a in state.book.recent_actions] == [1]
+    assert state.book.recent_actions[0].applied is False
+    assert state.book.totals.suppressed == 1 and state.book.totals.rescued == 0
+
+
+def test_an_applied_action_is_recorded_with_its_event_and_rescue_time() -> None:
+    state, effects = cycle(snapshot(DEAD))
+    assert [a.action for a in effects.actions] == [Action.RETRY]
+    assert "JobRetried" in reasons(effects)
+    assert state.book.totals.retried == 1 and state.book.recent_actions[0].applied
+    assert len(metric(effects, "rescue_seconds")) == 1
+    assert len(metric(effects, "actions", "Retry", "ResourceExhausted", "applied")) == 1
+
+
+def test_a_failed_action_is_retried_next_scan_and_announced_once() -> None:
+    world = snapshot(DEAD)
+    state, failed = cycle(world, results=Result.FAILED)
+    state, failed_again = cycle(world.later(5), state, results=Result.FAILED)
+    state, applied = cycle(world.later(10), state, results=Result.APPLIED)
+    # Written at every scan until it applies ...
+    assert [len(e.actions) for e in (failed, failed_again, applied)] == [1, 1, 1]
+    # ... counted at every attempt ...
+    assert len(metric(failed, "actions", "Retry", "ResourceExhausted", "failed")) == 1
+    assert len(metric(failed_again, "actions", "Retry", "ResourceExhausted", "failed")) == 1
+    assert [line.level for line in failed_again.logs] == ["warning"]
+    # ... but recorded once while it fails, and once more when it applies.
+    assert "JobRetried" not in reasons(failed) + reasons(failed_again)
+    assert "JobRetried" in reasons(applied)
+    assert [a.applied for a in state.book.recent_actions] == [True, False]
+
+
+def test_the_announced_memory_forgets_jobs_no_longer_running() -> None:
+    state, _ = cycle(snapshot(DEAD), spec=DRY_RUN)
+    assert {key[0] for key in state.announced} == {1}
+    state, _ = cycle(snapshot(HEALTHY).later(5), state, spec=DRY_RUN)
+    assert state.announced == frozenset()
+
+
+def test_a_job_that_stopped_running_is_observed_in_the_duration_metric_once() -> None:
+    state, _ = cycle(snapshot(HEALTHY, DEAD))
+    state, ended = cycle(snapshot(HEALTHY).later(5), state)
+    _, nothing = cycle(snapshot(HEALTHY).later(10), state)
+    assert [m.labels for m in metric(ended, "job_duration")] == [("report",)]
+    assert metric(nothing, "job_duration") == []
+
+
+# -- deferred and held ----------------------------------------------------------------------
+def test_actions_over_the_rate_limit_are_deferred_counted_and_said_once() -> None:
+    spec = policy_spec(safety={"maxActionsPerMinute": 1})
+    dead = [running_job(job_id=n).on(pod(f"w-{n}").oom_killed()) for n in (1, 2, 3)]
+    state, effects = cycle(snapshot(*dead), spec=spec)
+    assert [a.job_id for a in effects.actions] == [1]
+    assert len(metric(effects, "actions", "Retry", "ResourceExhausted", "deferred")) == 2
+    assert reasons(effects).count("ActionsRateLimited") == 1
+    assert [a.job_id for a in state.book.recent_actions] == [1]
+    _, later = cycle(snapshot(*dead[1:]).later(5), state, spec=spec)
+    assert later.actions == () and "ActionsRateLimited" not in reasons(later)
+
+
+def test_an_open_circuit_holds_heartbeat_actions_and_says_so_in_status_and_metrics() -> None:
+    spec = policy_spec(safety={"circuitBreaker": {"staleFraction": 0.5, "minJobs": 2}})
+    silent = [running_job(job_id=n).on(pod(f"w-{n}")).beat_age(600) for n in (1, 2, 3)]
+    state, effects = cycle(snapshot(*silent), spec=spec)
+    assert effects.actions == ()
+    assert effects.plan is not None and {h.job_id for h in effects.plan.held} == {1, 2, 3}
+    assert conditions(state)[CIRCUIT_OPEN] == (T, "TooManyStale")
+    assert [m.value for m in metric(effects, "circuit_open")] == [1]
+    assert "CircuitOpened" in reasons(effects)
+    assert state.book.recent_actions == []
+
+
+# -- evictions fenced by the pod's uid ----------------------------------------------------
+UNRESPONSIVE = running_job(job_id=1).on(pod("w-1")).beat_age(600)
+
+
+def test_a_restart_names_the_pod_instance_it_decided_on() -> None:
+    _, effects = cycle(snapshot(UNRESPONSIVE))
+    (restart,) = effects.actions
+    assert restart.action is Action.RESTART_POD
+    assert restart.pod is not None and restart.pod.uid == "uid-w-1"
+    pod_events = [e for e in effects.events if e.pod is not None]
+    assert [(e.reason, e.pod.uid if e.pod else None) for e in pod_events] == [
+        ("PodRestarted", "uid-w-1")
+    ]
+
+
+def test_an_eviction_fenced_by_a_replaced_pod_is_not_applied_and_decided_again() -> None:
+    world = snapshot(UNRESPONSIVE)
+    state, fenced = cycle(world, results=Result.FENCED)
+    assert "PodRestarted" not in reasons(fenced)
+    assert len(metric(fenced, "actions", "RestartPod", "Unresponsive", "fenced")) == 1
+    assert state.book.totals.pods_restarted == 0
+    assert [a.applied for a in state.book.recent_actions] == [False]
+    _, next_scan = cycle(world.later(5), state)
+    assert [a.action for a in next_scan.actions] == [Action.RESTART_POD]
+
+
+# -- the status -----------------------------------------------------------------------------
+def test_the_status_is_written_when_it_changes_and_at_least_once_a_minute() -> None:
+    world = snapshot(HEALTHY)
+    state, first = cycle(world)
+    state, same = cycle(world.later(5), state)
+    state, minute = cycle(world.later(65), state)
+    _, changed = cycle(snapshot(HEALTHY, DEAD).later(70), state)
+    assert first.status is not None
+    assert same.status is None
+    assert minute.status is not None
+    assert changed.status is not None and changed.status["jobs"]["running"] == 2
+
+
+def test_reconcile_leaves_the_state_it_was_given_untouched() -> None:
+    state, _ = cycle(snapshot(HEALTHY))
+    before = (list(state.book.conditions), state.book.jobs, state.announced, state.safety)
+    reconcile(snapshot(DEAD).later(5).snap(), state, SPEC)
+    after = (list(state.book.conditions), state.book.jobs, state.announced, state.safety)
+    assert before == after
+
+
+def test_the_observation_uses_the_frozen_view_of_node_and_lease() -> None:
+    lost = running_job(job_id=1).on(pod("w-1").on("n2")).node_is(node("n2").lease_silent_for(120))
+    state, effects = cycle(snapshot(lost.beat_age(90)))
+    assert effects.judged[0][0].node is not None
+    assert effects.judged[0][0].node.lease_age == 120
+    assert find_condition(state.book.conditions, READY) is not None
