@@ -278,7 +278,7 @@ def test_explain_shows_the_verdicts_of_a_mixed_set_of_jobs(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    rows = {row["jobId"]: row for row in json.loads(done.stdout)}
+    rows = {row["jobId"]: row for row in json.loads(done.stdout)["jobs"]}
     assert rows[healthy]["cause"] == "Healthy"
     assert rows[healthy]["pod"] == "explain-w"
     assert rows[healthy]["node"] in ("node-1", "node-2")
