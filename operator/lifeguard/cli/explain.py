@@ -70,7 +70,10 @@ async def gather_and_reconcile(
     inventory = Inventory()
     pods = await kube.list_pods(namespace, spec.workers.pod_selector.to_query())
     inventory.load(pods, await kube.list_nodes())
-    leases = await kube.list_node_leases()
+    try:
+        leases = await kube.list_node_leases()
+    except ClusterError:
+        leases = None  # the operator goes on without them too
     if leases is not None:
         inventory.observe_leases(leases)
     opened: list[RiverDatabase] = []

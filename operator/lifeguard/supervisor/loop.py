@@ -55,16 +55,18 @@ class Supervisor:
         self._stats = KindStatistics()
         self._spec: JobPolicySpec | InvalidSpec = InvalidSpec("no spec")
         self._state = ReconcileState()
+        # A new generation (and the status to resume from), taken at the next cycle's start:
+        # a cycle replaces the state when it ends, so it must not change under it.
+        self._configured: tuple[int | None, Mapping[str, Any] | None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.scans = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def configure(
         self, spec: Mapping[str, Any], generation: int | None, status: Mapping[str, Any] | None
     ) -> None:
         """Takes a new spec (create, resume, update); the next scan uses it."""
-        self._state = configured(self._state, generation, status)
+        self._configured = (generation, status)
         try:
             self._spec = parse_spec(spec)
         except SpecError as exc:
@@ -116,6 +118,9 @@ class Supervisor:
         """One gather → reconcile → execute → feed outcomes → report round."""
         started = time.monotonic()
         spec = self._spec
+        if self._configured is not None:
+            self._state = configured(self._state, *self._configured)
+            self._configured = None
         try:
             valid = None if isinstance(spec, InvalidSpec) else spec
             snapshot, db = await gather(
@@ -125,12 +130,12 @@ class Supervisor:
                 self._source.database,
                 self._stats,
             )
-            state, effects = reconcile(snapshot, self._state, spec)
+            self._state, effects = reconcile(snapshot, self._state, spec)
             outcomes: list[Outcome] = []
             if effects.actions and db is not None and valid is not None:
                 target = Target(db, valid.database.schema_, self._kube, self.ref.namespace)
                 outcomes = await execute(effects.actions, target)
-            self._state, effects = feed_outcomes(snapshot, state, effects, outcomes)
+            self._state, effects = feed_outcomes(snapshot, self._state, effects, outcomes)
             write_logs(self.ref, effects)
             record_metrics(self.ref, effects, self._metrics)
             await post_events(self.ref, effects, self._kube)
@@ -140,4 +145,3 @@ class Supervisor:
                 self._state = patched(self._state, effects.status, time.monotonic())
         finally:
             self._metrics.scan_duration.labels(str(self.ref)).observe(time.monotonic() - started)
-            self.scans += 1
