@@ -210,6 +210,7 @@ def test_a_dry_run_decision_is_one_recent_action_and_one_suppressed_total() -> N
 def test_an_applied_action_is_recorded_with_its_event_and_rescue_time() -> None:
     state, effects = cycle(snapshot(DEAD))
     assert [a.action for a in effects.actions] == [Action.RETRY]
+    assert effects.writes == effects.actions and effects.evictions == ()
     assert "JobRetried" in reasons(effects)
     assert state.book.totals.retried == 1 and state.book.recent_actions[0].applied
     assert len(metric(effects, "rescue_seconds")) == 1
@@ -280,6 +281,7 @@ UNRESPONSIVE = running_job(job_id=1).on(pod("w-1")).beat_age(600)
 def test_a_restart_names_the_pod_instance_it_decided_on() -> None:
     _, effects = cycle(snapshot(UNRESPONSIVE))
     (restart,) = effects.actions
+    assert effects.evictions == (restart,) and effects.writes == ()
     assert restart.action is Action.RESTART_POD
     assert restart.pod is not None and restart.pod.uid == "uid-w-1"
     pod_events = [e for e in effects.events if e.pod is not None]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from lifeguard.model.enums import Action
 from lifeguard.plan import Judged, Plan, PlannedAction, PodRef
 
 
@@ -91,3 +92,13 @@ class Effects:
     # What the cycle judged and planned, for `lifeguard explain` and the outcomes step.
     judged: tuple[Judged, ...] = field(default=())
     plan: Plan | None = None
+
+    @property
+    def writes(self) -> tuple[PlannedAction, ...]:
+        """The database writes, each fenced by (job id, state running, attempted_at)."""
+        return tuple(a for a in self.actions if a.action is not Action.RESTART_POD)
+
+    @property
+    def evictions(self) -> tuple[PlannedAction, ...]:
+        """The evictions, each fenced by the uid of the pod decided on (`action.pod.uid`)."""
+        return tuple(a for a in self.actions if a.action is Action.RESTART_POD)

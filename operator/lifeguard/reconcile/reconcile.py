@@ -8,6 +8,7 @@ Snapshot, calls `reconcile`, writes `effects.actions`, passes their outcomes to
 `reconcile` on a snapshot gathered the same way and prints what it decided.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from lifeguard import plan as planning
@@ -69,7 +70,7 @@ def reconcile(
 
 
 def feed_outcomes(
-    snapshot: Snapshot, state: ReconcileState, effects: Effects, outcomes: list[Outcome]
+    snapshot: Snapshot, state: ReconcileState, effects: Effects, outcomes: Sequence[Outcome]
 ) -> tuple[ReconcileState, Effects]:
     """The cycle's report: decisions recorded once per attempt, Events, metrics, the status.
 
