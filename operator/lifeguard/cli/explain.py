@@ -21,6 +21,7 @@ import yaml
 from lifeguard.cli.explain_report import effects_text, report, rows, table
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
+from lifeguard.model.conditions import READY
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
     Effects,
@@ -130,7 +131,7 @@ def explain(args: argparse.Namespace) -> int:
 
 def _not_scanning(effects: Effects) -> str:
     conditions = (effects.status or {}).get("conditions", [])
-    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    ready = next((c for c in conditions if c.get("type") == READY), None)
     return f"{ready['reason']}: {ready['message']}" if ready else "the policy was not scanned"
 
 

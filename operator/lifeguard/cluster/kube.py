@@ -23,10 +23,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lifeguard.cluster.reachability import Reachability
+from lifeguard.model.policy import GROUP, PLURAL, VERSION
 
-GROUP = "lifeguard.dev"
-VERSION = "v1alpha1"
-PLURAL = "jobpolicies"
 COMPONENT = "river-lifeguard"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from lifeguard.model import policy
+from lifeguard.model.conditions import READY
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import JobPolicyStatus
 
@@ -49,9 +50,9 @@ PRINTER_COLUMNS = [
     {"name": "Stuck", "type": "integer", "jsonPath": ".status.jobs.stuck"},
     {"name": "Rescued", "type": "integer", "jsonPath": ".status.totals.rescued"},
     {
-        "name": "Ready",
+        "name": READY,
         "type": "string",
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        "jsonPath": f'.status.conditions[?(@.type=="{READY}")].status',
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -17,6 +17,7 @@ from lifeguard.cluster.kube import (
     SecretKeyMissing,
     SecretNotFound,
 )
+from lifeguard.model.conditions import SECRET_NOT_FOUND
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.river.database import RiverDatabase
 
@@ -27,7 +28,7 @@ SECRET_CACHE_SECONDS = 60.0
 SECRET_RETRY_SECONDS = 10.0
 
 _REASONS: dict[type[ClusterError], str] = {
-    SecretNotFound: "SecretNotFound",
+    SecretNotFound: SECRET_NOT_FOUND,
     SecretKeyMissing: "SecretKeyMissing",
     Forbidden: "SecretForbidden",
 }
