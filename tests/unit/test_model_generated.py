@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from lifeguard.model import actions, base, heartbeat, limits, policy, selectors
 from lifeguard.model.crd import crd_manifest, render
 from lifeguard.model.reference import update_document
+from lifeguard.model.rules import Rule
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "lifeguard.dev_jobpolicies.yaml"
@@ -86,3 +89,31 @@ def test_names_short_name_and_category() -> None:
     assert spec["names"]["plural"] == "jobpolicies"
     assert spec["names"]["shortNames"] == ["jp"]
     assert spec["names"]["categories"] == ["lifeguard"]
+
+
+def _rules_of_the_model() -> list[Rule[Any]]:
+    """Every Rule the model modules define, alone or in a tuple of rules."""
+    found: list[Rule[Any]] = []
+    for module in (actions, base, heartbeat, limits, policy, selectors):
+        for value in vars(module).values():
+            values = value if isinstance(value, tuple) else (value,)
+            found += [rule for rule in values if isinstance(rule, Rule) and rule not in found]
+    return found
+
+
+def test_every_cel_rule_of_the_crd_is_a_rule_with_a_python_twin() -> None:
+    schema = _version()["schema"]["openAPIV3Schema"]
+    in_crd = {
+        (entry["rule"], entry["message"])
+        for _, node in _walk(schema, "")
+        for entry in node.get("x-kubernetes-validations", [])
+    }
+    written_once = {(rule.cel, rule.message) for rule in _rules_of_the_model()}
+
+    assert in_crd == written_once
+
+
+def test_a_broken_rule_reports_its_cel_message_from_python() -> None:
+    bad = {"action": "Cancel", "then": "Retry"}
+    with pytest.raises(ValueError, match="after is required when then is set"):
+        actions.ActionRule.model_validate(bad)

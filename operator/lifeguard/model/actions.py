@@ -4,8 +4,9 @@ from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.base import ApiModel, Duration
 from lifeguard.model.enums import Action, Backoff, Cause
+from lifeguard.model.rules import Rule, check, crd_rules
 
 ESCALATION_DELAY = "2m"
 
@@ -13,25 +14,7 @@ ESCALATION_DELAY = "2m"
 class ActionRule(ApiModel):
     """The response to one cause: `action` at once; `then` if the job still runs `after` later."""
 
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "!has(self.then) || has(self.after)",
-                "after is required when then is set",
-                ".after",
-            ),
-            cel(
-                "!has(self.after) || has(self.then)",
-                "after is only meaningful together with then",
-                ".after",
-            ),
-            cel(
-                "!has(self.then) || (self.then != self.action && self.then != 'None')",
-                "then must be an action other than action and None",
-                ".then",
-            ),
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(crd_rules(*_RULES)))
 
     action: Action = Field(
         description=(
@@ -76,13 +59,29 @@ class ActionRule(ApiModel):
 
     @model_validator(mode="after")
     def _escalation_complete(self) -> Self:
-        if self.then is not None and self.after is None:
-            raise ValueError("after is required when then is set")
-        if self.after is not None and self.then is None:
-            raise ValueError("after is only meaningful together with then")
-        if self.then is not None and self.then in (self.action, Action.NONE):
-            raise ValueError("then must be an action other than action and None")
-        return self
+        return check(self, _RULES)
+
+
+_RULES: tuple[Rule[ActionRule], ...] = (
+    Rule(
+        "!has(self.then) || has(self.after)",
+        "after is required when then is set",
+        lambda rule: rule.then is None or rule.after is not None,
+        ".after",
+    ),
+    Rule(
+        "!has(self.after) || has(self.then)",
+        "after is only meaningful together with then",
+        lambda rule: rule.after is None or rule.then is not None,
+        ".after",
+    ),
+    Rule(
+        "!has(self.then) || (self.then != self.action && self.then != 'None')",
+        "then must be an action other than action and None",
+        lambda rule: rule.then is None or rule.then not in (rule.action, Action.NONE),
+        ".then",
+    ),
+)
 
 
 def _rule(

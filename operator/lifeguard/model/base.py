@@ -1,11 +1,12 @@
 """The pydantic base of every JobPolicy type: camelCase on the wire, snake_case in Python."""
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from lifeguard.model.duration import DURATION_PATTERN, parse_duration
+from lifeguard.model.rules import Rule, checker, crd_rules
 
 # Bounds the apiserver needs to estimate the cost of CEL rules; generous for real policies.
 DURATION_MAX_LENGTH = 32
@@ -30,35 +31,20 @@ class StatusModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    """One `x-kubernetes-validations` entry; `field_path` points the error at a child field."""
-    entry = {"rule": rule, "message": message}
-    if field_path is not None:
-        entry["fieldPath"] = field_path
-    return entry
-
-
-def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:
-    """The json_schema_extra that carries CEL rules into the generated CRD."""
-    return {"x-kubernetes-validations": list(rules)}
-
-
-def _positive_duration(text: str) -> str:
-    if parse_duration(text) <= 0:
-        raise ValueError(f"{text!r} must be a positive duration")
-    return text
-
+# Given the pattern, a non-zero digit means a positive duration; unlike duration(), this
+# cannot fail on a string the pattern already rejected (one message, not two).
+POSITIVE_DURATION: Rule[str] = Rule(
+    "self.matches('[1-9]')", "must be a positive duration", lambda text: parse_duration(text) > 0
+)
 
 Duration = Annotated[
     str,
     Field(
         pattern=DURATION_PATTERN,
         max_length=DURATION_MAX_LENGTH,
-        # Given the pattern, a non-zero digit means a positive duration; unlike duration(),
-        # this cannot fail on a string the pattern already rejected (one message, not two).
-        json_schema_extra=cel_rules(cel("self.matches('[1-9]')", "must be a positive duration")),
+        json_schema_extra=crd_rules(POSITIVE_DURATION),
     ),
-    AfterValidator(_positive_duration),
+    AfterValidator(checker(POSITIVE_DURATION)),
 ]
 """A Kubernetes-style duration ("90s", "10m", "1h30m"); CEL's duration() accepts each of them."""
 

@@ -4,34 +4,26 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.base import ApiModel, Duration
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import HeartbeatStore
+from lifeguard.model.rules import Rule, check, checker, crd_rules
 
 # River keeps its own bookkeeping under "river:" keys, Lifeguard its counters under "lifeguard:".
 RESERVED_METADATA_PREFIXES = ("river:", "lifeguard:")
 
 
-def _not_reserved(key: str) -> str:
-    if key.startswith(RESERVED_METADATA_PREFIXES):
-        raise ValueError(f"metadataKey {key!r} must not start with 'river:' or 'lifeguard:'")
-    return key
-
+NOT_RESERVED: Rule[str] = Rule(
+    "!self.startsWith('river:') && !self.startsWith('lifeguard:')",
+    "metadataKey must not start with 'river:' or 'lifeguard:'"
+    " (keys reserved by River and Lifeguard)",
+    lambda key: not key.startswith(RESERVED_METADATA_PREFIXES),
+)
 
 MetadataKey = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=253,
-        json_schema_extra=cel_rules(
-            cel(
-                "!self.startsWith('river:') && !self.startsWith('lifeguard:')",
-                "metadataKey must not start with 'river:' or 'lifeguard:'"
-                " (keys reserved by River and Lifeguard)",
-            )
-        ),
-    ),
-    AfterValidator(_not_reserved),
+    Field(min_length=1, max_length=253, json_schema_extra=crd_rules(NOT_RESERVED)),
+    AfterValidator(checker(NOT_RESERVED)),
 ]
 
 
@@ -39,24 +31,7 @@ class HeartbeatSpec(ApiModel):
     """Where beats are written and when a job counts as stale."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "!has(self.staleAfter) || duration(self.staleAfter) > duration(self.interval)",
-                "staleAfter must be longer than interval",
-                ".staleAfter",
-            ),
-            cel(
-                "!has(self.progressTimeout)"
-                " || duration(self.progressTimeout) >= duration(self.interval)",
-                "progressTimeout must be at least interval",
-                ".progressTimeout",
-            ),
-            cel(
-                "self.store != 'Metadata' || has(self.metadataKey)",
-                "metadataKey is required when store is Metadata",
-                ".metadataKey",
-            ),
-        )
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_HEARTBEAT_RULES))
     )
 
     store: HeartbeatStore = Field(
@@ -108,17 +83,46 @@ class HeartbeatSpec(ApiModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        interval = parse_duration(self.interval)
-        if self.stale_after is not None and parse_duration(self.stale_after) <= interval:
-            raise ValueError("staleAfter must be longer than interval")
-        if self.progress_timeout is not None and parse_duration(self.progress_timeout) < interval:
-            raise ValueError("progressTimeout must be at least interval")
-        if self.store is HeartbeatStore.METADATA and self.metadata_key is None:
-            raise ValueError("metadataKey is required when store is Metadata")
-        return self
+        return check(self, _HEARTBEAT_RULES)
 
     def stale_after_seconds(self) -> float:
         """staleAfter when set, else interval x missedBeats."""
         if self.stale_after is not None:
             return parse_duration(self.stale_after)
         return parse_duration(self.interval) * self.missed_beats
+
+
+def _seconds(duration: str | None) -> float | None:
+    return None if duration is None else parse_duration(duration)
+
+
+def _stale_beyond_interval(spec: HeartbeatSpec) -> bool:
+    stale_after = _seconds(spec.stale_after)
+    return stale_after is None or stale_after > parse_duration(spec.interval)
+
+
+def _progress_at_least_interval(spec: HeartbeatSpec) -> bool:
+    timeout = _seconds(spec.progress_timeout)
+    return timeout is None or timeout >= parse_duration(spec.interval)
+
+
+_HEARTBEAT_RULES: tuple[Rule[HeartbeatSpec], ...] = (
+    Rule(
+        "!has(self.staleAfter) || duration(self.staleAfter) > duration(self.interval)",
+        "staleAfter must be longer than interval",
+        _stale_beyond_interval,
+        ".staleAfter",
+    ),
+    Rule(
+        "!has(self.progressTimeout) || duration(self.progressTimeout) >= duration(self.interval)",
+        "progressTimeout must be at least interval",
+        _progress_at_least_interval,
+        ".progressTimeout",
+    ),
+    Rule(
+        "self.store != 'Metadata' || has(self.metadataKey)",
+        "metadataKey is required when store is Metadata",
+        lambda spec: spec.store is not HeartbeatStore.METADATA or spec.metadata_key is not None,
+        ".metadataKey",
+    ),
+)

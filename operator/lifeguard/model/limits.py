@@ -4,8 +4,9 @@ from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.base import ApiModel, Duration
 from lifeguard.model.duration import parse_duration
+from lifeguard.model.rules import Rule, check, crd_rules
 from lifeguard.model.selectors import TierMatch
 
 
@@ -13,18 +14,7 @@ class Tier(ApiModel):
     """Thresholds for a class of jobs; the first tier whose match fits a job wins."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "has(self.staleAfter) || has(self.progressTimeout) || has(self.maxRuntime)",
-                "a tier must set at least one of staleAfter, progressTimeout or maxRuntime",
-            ),
-            cel(
-                "!has(self.maxRuntime) || !has(self.staleAfter)"
-                " || duration(self.maxRuntime) > duration(self.staleAfter)",
-                "maxRuntime must be longer than staleAfter",
-                ".maxRuntime",
-            ),
-        )
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_TIER_RULES))
     )
 
     match: TierMatch = Field(
@@ -45,17 +35,31 @@ class Tier(ApiModel):
 
     @model_validator(mode="after")
     def _sets_something(self) -> Self:
-        if self.stale_after is None and self.progress_timeout is None and self.max_runtime is None:
-            raise ValueError(
-                "a tier must set at least one of staleAfter, progressTimeout or maxRuntime"
-            )
-        if (
-            self.max_runtime is not None
-            and self.stale_after is not None
-            and parse_duration(self.max_runtime) <= parse_duration(self.stale_after)
-        ):
-            raise ValueError("maxRuntime must be longer than staleAfter")
-        return self
+        return check(self, _TIER_RULES)
+
+
+def _runtime_beyond_stale(tier: Tier) -> bool:
+    if tier.max_runtime is None or tier.stale_after is None:
+        return True
+    return parse_duration(tier.max_runtime) > parse_duration(tier.stale_after)
+
+
+_TIER_RULES: tuple[Rule[Tier], ...] = (
+    Rule(
+        "has(self.staleAfter) || has(self.progressTimeout) || has(self.maxRuntime)",
+        "a tier must set at least one of staleAfter, progressTimeout or maxRuntime",
+        lambda tier: any(
+            v is not None for v in (tier.stale_after, tier.progress_timeout, tier.max_runtime)
+        ),
+    ),
+    Rule(
+        "!has(self.maxRuntime) || !has(self.staleAfter)"
+        " || duration(self.maxRuntime) > duration(self.staleAfter)",
+        "maxRuntime must be longer than staleAfter",
+        _runtime_beyond_stale,
+        ".maxRuntime",
+    ),
+)
 
 
 class AdaptiveSpec(ApiModel):

@@ -2,15 +2,16 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from lifeguard.model.actions import ActionsSpec
-from lifeguard.model.base import ApiModel, Duration, cel, cel_rules
+from lifeguard.model.base import ApiModel, Duration
 from lifeguard.model.client_id import DEFAULT_CLIENT_ID_PATTERN
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import Unattributed
 from lifeguard.model.heartbeat import HeartbeatSpec
 from lifeguard.model.limits import AdaptiveSpec, Tier
+from lifeguard.model.rules import Rule, check, checker, crd_rules
 from lifeguard.model.safety import SafetySpec
 from lifeguard.model.selectors import JobSelector, LabelSelector
 from lifeguard.model.status import JobPolicyStatus
@@ -60,6 +61,13 @@ class DatabaseSpec(ApiModel):
     )
 
 
+NAMES_POD_GROUP: Rule[str] = Rule(
+    "self.contains('(?P<pod>')",
+    "clientIdPattern must contain a named group (?P<pod>...)",
+    lambda pattern: "(?P<pod>" in pattern,
+)
+
+
 class WorkersSpec(ApiModel):
     """Which pods run the policy's workers, and how to find a job's pod from its client ID."""
 
@@ -71,16 +79,8 @@ class WorkersSpec(ApiModel):
     )
     client_id_pattern: Annotated[
         str,
-        Field(
-            min_length=1,
-            max_length=1024,
-            json_schema_extra=cel_rules(
-                cel(
-                    "self.contains('(?P<pod>')",
-                    "clientIdPattern must contain a named group (?P<pod>...)",
-                )
-            ),
-        ),
+        Field(min_length=1, max_length=1024, json_schema_extra=crd_rules(NAMES_POD_GROUP)),
+        AfterValidator(checker(NAMES_POD_GROUP)),
     ] = Field(
         DEFAULT_CLIENT_ID_PATTERN,
         description=(
@@ -114,38 +114,12 @@ def _stale_after_ms(heartbeat: str) -> str:
     )
 
 
-_SPEC_RULES = cel_rules(
-    cel(
-        f"!has(self.maxRuntime) || duration(self.maxRuntime).getMilliseconds()"
-        f" > {_stale_after_ms('self.heartbeat')}",
-        "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)",
-        ".maxRuntime",
-    ),
-    cel(
-        "!has(self.tiers) || self.tiers.all(t, !has(t.staleAfter)"
-        " || duration(t.staleAfter) > duration(self.heartbeat.interval))",
-        "tiers[].staleAfter must be longer than heartbeat.interval",
-        ".tiers",
-    ),
-    cel(
-        "!has(self.tiers) || self.tiers.all(t, !has(t.progressTimeout)"
-        " || duration(t.progressTimeout) >= duration(self.heartbeat.interval))",
-        "tiers[].progressTimeout must be at least heartbeat.interval",
-        ".tiers",
-    ),
-    cel(
-        "!has(self.tiers) || self.tiers.all(t, !has(t.maxRuntime) || has(t.staleAfter)"
-        f" || duration(t.maxRuntime).getMilliseconds() > {_stale_after_ms('self.heartbeat')})",
-        "tiers[].maxRuntime must be longer than the tier's staleAfter (or heartbeat.staleAfter)",
-        ".tiers",
-    ),
-)
-
-
 class JobPolicySpec(ApiModel):
     """How Lifeguard watches, judges and rescues one set of River jobs."""
 
-    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_SPEC_RULES))
+    )
 
     database: DatabaseSpec = Field(description="Where River's tables are.")
     selector: JobSelector = Field(
@@ -191,35 +165,71 @@ class JobPolicySpec(ApiModel):
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Self:
-        interval = parse_duration(self.heartbeat.interval)
-        stale_after = self.stale_after_seconds()
-        if self.max_runtime is not None and parse_duration(self.max_runtime) <= stale_after:
-            raise ValueError(
-                "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)"
-            )
-        for index, tier in enumerate(self.tiers):
-            where = f"tiers[{index}]"
-            if tier.stale_after is not None and parse_duration(tier.stale_after) <= interval:
-                raise ValueError(f"{where}.staleAfter must be longer than heartbeat.interval")
-            if (
-                tier.progress_timeout is not None
-                and parse_duration(tier.progress_timeout) < interval
-            ):
-                raise ValueError(f"{where}.progressTimeout must be at least heartbeat.interval")
-            if (
-                tier.max_runtime is not None
-                and tier.stale_after is None
-                and parse_duration(tier.max_runtime) <= stale_after
-            ):
-                raise ValueError(
-                    f"{where}.maxRuntime must be longer than the tier's staleAfter"
-                    " (or heartbeat.staleAfter)"
-                )
-        return self
+        return check(self, _SPEC_RULES)
 
     def stale_after_seconds(self) -> float:
         """The policy-wide stale threshold: heartbeat.staleAfter, else interval x missedBeats."""
         return self.heartbeat.stale_after_seconds()
+
+
+def _seconds(duration: str) -> float:
+    return parse_duration(duration)
+
+
+def _runtime_beyond_stale(spec: JobPolicySpec) -> bool:
+    return spec.max_runtime is None or _seconds(spec.max_runtime) > spec.stale_after_seconds()
+
+
+def _tiers_stale_beyond_interval(spec: JobPolicySpec) -> bool:
+    interval = _seconds(spec.heartbeat.interval)
+    return all(t.stale_after is None or _seconds(t.stale_after) > interval for t in spec.tiers)
+
+
+def _tiers_progress_at_least_interval(spec: JobPolicySpec) -> bool:
+    interval = _seconds(spec.heartbeat.interval)
+    return all(
+        t.progress_timeout is None or _seconds(t.progress_timeout) >= interval for t in spec.tiers
+    )
+
+
+def _tiers_runtime_beyond_stale(spec: JobPolicySpec) -> bool:
+    stale_after = spec.stale_after_seconds()
+    return all(
+        t.max_runtime is None or t.stale_after is not None or _seconds(t.max_runtime) > stale_after
+        for t in spec.tiers
+    )
+
+
+_SPEC_RULES: tuple[Rule[JobPolicySpec], ...] = (
+    Rule(
+        f"!has(self.maxRuntime) || duration(self.maxRuntime).getMilliseconds()"
+        f" > {_stale_after_ms('self.heartbeat')}",
+        "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)",
+        _runtime_beyond_stale,
+        ".maxRuntime",
+    ),
+    Rule(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.staleAfter)"
+        " || duration(t.staleAfter) > duration(self.heartbeat.interval))",
+        "tiers[].staleAfter must be longer than heartbeat.interval",
+        _tiers_stale_beyond_interval,
+        ".tiers",
+    ),
+    Rule(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.progressTimeout)"
+        " || duration(t.progressTimeout) >= duration(self.heartbeat.interval))",
+        "tiers[].progressTimeout must be at least heartbeat.interval",
+        _tiers_progress_at_least_interval,
+        ".tiers",
+    ),
+    Rule(
+        "!has(self.tiers) || self.tiers.all(t, !has(t.maxRuntime) || has(t.staleAfter)"
+        f" || duration(t.maxRuntime).getMilliseconds() > {_stale_after_ms('self.heartbeat')})",
+        "tiers[].maxRuntime must be longer than the tier's staleAfter (or heartbeat.staleAfter)",
+        _tiers_runtime_beyond_stale,
+        ".tiers",
+    ),
+)
 
 
 class JobPolicy(ApiModel):

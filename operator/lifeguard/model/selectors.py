@@ -6,7 +6,8 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from lifeguard.model.base import SET, ApiModel, cel, cel_rules, no_duplicates
+from lifeguard.model.base import SET, ApiModel, no_duplicates
+from lifeguard.model.rules import Rule, check, crd_rules
 
 # River's own limits: queue and kind are text columns checked to < 128 characters; tags are at
 # most 255 characters (river insert_opts.go). Priorities are 1 (highest) to 4.
@@ -76,12 +77,7 @@ class TierMatch(ApiModel):
     """Which jobs a tier applies to; at least one list must be set."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "has(self.queues) || has(self.kinds) || has(self.priorities)",
-                "match must name at least one of queues, kinds or priorities",
-            )
-        )
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_MATCH_RULES))
     )
 
     queues: Queues | None = Field(None, description="Queue names; any of them matches.")
@@ -92,9 +88,7 @@ class TierMatch(ApiModel):
 
     @model_validator(mode="after")
     def _names_something(self) -> Self:
-        if self.queues is None and self.kinds is None and self.priorities is None:
-            raise ValueError("match must name at least one of queues, kinds or priorities")
-        return self
+        return check(self, _MATCH_RULES)
 
     def matches(self, queue: str, kind: str, priority: int) -> bool:
         """Every list that is set must contain the job's value."""
@@ -103,6 +97,15 @@ class TierMatch(ApiModel):
             and _any_of(self.kinds, kind)
             and _any_of(self.priorities, priority)
         )
+
+
+_MATCH_RULES: tuple[Rule[TierMatch], ...] = (
+    Rule(
+        "has(self.queues) || has(self.kinds) || has(self.priorities)",
+        "match must name at least one of queues, kinds or priorities",
+        lambda match: any(v is not None for v in (match.queues, match.kinds, match.priorities)),
+    ),
+)
 
 
 class SelectorOperator(StrEnum):
@@ -122,15 +125,7 @@ class LabelSelectorRequirement(ApiModel):
     """One requirement of a label selector, as in Kubernetes' metav1.LabelSelectorRequirement."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "self.operator in ['In', 'NotIn']"
-                " ? (has(self.values) && size(self.values) > 0)"
-                " : (!has(self.values) || size(self.values) == 0)",
-                "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
-                ".values",
-            )
-        )
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_REQUIREMENT_RULES))
     )
 
     key: LabelKey = Field(description="The label key the requirement applies to.")
@@ -142,12 +137,7 @@ class LabelSelectorRequirement(ApiModel):
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> Self:
-        wants_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
-        if wants_values != bool(self.values):
-            raise ValueError(
-                "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist"
-            )
-        return self
+        return check(self, _REQUIREMENT_RULES)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Kubernetes semantics: NotIn and DoesNotExist match pods without the label."""
@@ -173,18 +163,28 @@ class LabelSelectorRequirement(ApiModel):
                 return f"!{self.key}"
 
 
+def _values_fit_operator(requirement: LabelSelectorRequirement) -> bool:
+    wants_values = requirement.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+    return wants_values == bool(requirement.values)
+
+
+_REQUIREMENT_RULES: tuple[Rule[LabelSelectorRequirement], ...] = (
+    Rule(
+        "self.operator in ['In', 'NotIn']"
+        " ? (has(self.values) && size(self.values) > 0)"
+        " : (!has(self.values) || size(self.values) == 0)",
+        "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
+        _values_fit_operator,
+        ".values",
+    ),
+)
+
+
 class LabelSelector(ApiModel):
     """A Kubernetes label selector; must not be empty (that would select every pod)."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "(has(self.matchLabels) && size(self.matchLabels) > 0)"
-                " || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
-                "podSelector must set matchLabels or matchExpressions:"
-                " an empty selector would select every pod in the namespace",
-            )
-        )
+        json_schema_extra=lambda schema: schema.update(crd_rules(*_SELECTOR_RULES))
     )
 
     match_labels: dict[LabelKey, LabelValue] | None = Field(
@@ -198,12 +198,7 @@ class LabelSelector(ApiModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if not self.match_labels and not self.match_expressions:
-            raise ValueError(
-                "podSelector must set matchLabels or matchExpressions:"
-                " an empty selector would select every pod in the namespace"
-            )
-        return self
+        return check(self, _SELECTOR_RULES)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a pod with these labels is selected."""
@@ -217,3 +212,14 @@ class LabelSelector(ApiModel):
         parts = [f"{key}={value}" for key, value in (self.match_labels or {}).items()]
         parts += [req.to_query() for req in self.match_expressions or []]
         return ",".join(parts)
+
+
+_SELECTOR_RULES: tuple[Rule[LabelSelector], ...] = (
+    Rule(
+        "(has(self.matchLabels) && size(self.matchLabels) > 0)"
+        " || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+        "podSelector must set matchLabels or matchExpressions:"
+        " an empty selector would select every pod in the namespace",
+        lambda selector: bool(selector.match_labels) or bool(selector.match_expressions),
+    ),
+)
