@@ -48,6 +48,7 @@ lint: venv
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy operator/lifeguard
+	$(VENV)/bin/mypy tests/devenv bench
 	$(VENV)/bin/lint-imports
 
 test-unit: venv

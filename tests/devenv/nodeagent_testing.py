@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from devenv.nodeagent_kube import ApiError, KubeClient
+
+# Re-exported: the node agent's tests wait through these helpers.
+from devenv.waiting import wait_for as wait_for  # noqa: PLC0414
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -19,18 +20,6 @@ NAMESPACE = "default"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Polls `predicate` until it returns something truthy; fails with `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def container(

@@ -10,8 +10,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +20,9 @@ import yaml
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent_kube import ApiError, KubeClient
 
+# Re-exported: tests and the bench wait through the scenario helpers.
+from devenv.waiting import wait_for as wait_for  # noqa: PLC0414
+
 T = TypeVar("T")
 Json = dict[str, Any]
 
@@ -30,23 +31,13 @@ WORKER_LABELS = {"app": "river-worker"}
 POLICY_PATH = "/apis/lifeguard.dev/v1alpha1/namespaces/{ns}/jobpolicies"
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, step: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(step)
-
-
 def install_crd(plane: ControlPlane) -> None:
     plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
 
     def established() -> bool:
         crd = plane.kubectl_json("get", "crd", "jobpolicies.lifeguard.dev")
-        conditions = (crd.get("status") or {}).get("conditions") or []  # type: ignore[union-attr]
+        status = crd.get("status")
+        conditions = (status.get("conditions") if isinstance(status, dict) else None) or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     wait_for(established, 60, "the JobPolicy CRD to be Established")
