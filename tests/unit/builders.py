@@ -15,16 +15,18 @@ from datetime import UTC, datetime, timedelta
 from lifeguard.cluster.inventory import client_prefix
 from lifeguard.model.actions import ActionRule, ActionsSpec
 from lifeguard.model.client_id import river_host_of_pod
-from lifeguard.model.enums import Mode
+from lifeguard.model.enums import Action, Cause, Mode
 from lifeguard.model.observation import (
     ContainerFacts,
     JobFacts,
     NodeFacts,
     Observation,
+    OwnerJobFacts,
     PodFacts,
     TerminatedFacts,
     Thresholds,
 )
+from lifeguard.model.own_action import OwnAction
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.safety import CircuitBreakerSpec, SafetySpec
 from lifeguard.reconcile import (
@@ -97,14 +99,36 @@ class PodBuilder:
     def phase(self, phase: str) -> PodBuilder:
         return self._pod(phase=phase)
 
-    def with_sidecar(self, name: str = "proxy") -> PodBuilder:
-        sidecar = ContainerFacts(name=name, running_since=POD_STARTED)
+    def with_sidecar(self, name: str = "proxy", native: bool = False) -> PodBuilder:
+        """A second container; `native`: a restartable init container (a native sidecar)."""
+        sidecar = ContainerFacts(name=name, running_since=POD_STARTED, sidecar=native)
         return self._pod(containers=(*self.facts.containers, sidecar))
 
-    def sidecar_exited(self, code: int = 1, ago_s: float = 3) -> PodBuilder:
-        first, sidecar = self.facts.containers
-        ended = replace(sidecar, running_since=None, terminated=_terminated(code, ago_s, "Error"))
-        return self._pod(containers=(first, ended))
+    def sidecar_first(self, name: str = "proxy", annotated: str | None = None) -> PodBuilder:
+        """A sidecar listed before the worker; the annotation (if any) names the default."""
+        sidecar = ContainerFacts(name=name, running_since=POD_STARTED)
+        default = annotated if annotated is not None else name
+        return self._pod(containers=(sidecar, *self.facts.containers), default_container=default)
+
+    def _sidecar(self, **changes: object) -> PodBuilder:
+        *workers, sidecar = self.facts.containers
+        return self._pod(containers=(*workers, replace(sidecar, **changes)))  # type: ignore[arg-type]
+
+    def sidecar_exited(
+        self, code: int = 1, ago_s: float = 3, reason: str | None = "Error"
+    ) -> PodBuilder:
+        return self._sidecar(running_since=None, terminated=_terminated(code, ago_s, reason))
+
+    def sidecar_restarted(self, times: int = 2, ago_s: float = 3, code: int = 1) -> PodBuilder:
+        """The last container ended `ago_s` ago with `code`, `times` restarts so far."""
+        return self._sidecar(
+            running_since=ago(ago_s - 1),
+            restart_count=times,
+            last_terminated=_terminated(code, ago_s, "Error"),
+        )
+
+    def of_job(self, name: str = "mailer") -> PodBuilder:
+        return self._pod(owner_job=name)
 
     def no_containers(self) -> PodBuilder:
         return self._pod(containers=())
@@ -177,8 +201,37 @@ def pod(name: str = "worker-1", node_name: str = "n1") -> PodBuilder:
             phase="Running",
             containers=(ContainerFacts(name="worker", running_since=POD_STARTED),),
             labels=WORKER_LABELS,
+            default_container="worker",
         )
     )
+
+
+# -- batch/v1 Jobs ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OwnerJobBuilder:
+    facts: OwnerJobFacts
+
+    def _job(self, **changes: object) -> OwnerJobBuilder:
+        return OwnerJobBuilder(replace(self.facts, **changes))  # type: ignore[arg-type]
+
+    def suspended(self) -> OwnerJobBuilder:
+        return self._job(suspended=True)
+
+    def deadline_exceeded(self, seconds: int = 30) -> OwnerJobBuilder:
+        return self._job(active_deadline_seconds=seconds, failed_reason="DeadlineExceeded")
+
+    def failed(self, reason: str = "BackoffLimitExceeded") -> OwnerJobBuilder:
+        return self._job(failed_reason=reason)
+
+    def deleted(self) -> OwnerJobBuilder:
+        return self._job(gone=True, deletion_timestamp=ago(2))
+
+    def ignores_disruptions(self) -> OwnerJobBuilder:
+        return self._job(ignores_disruptions=True)
+
+
+def owner_job(name: str = "mailer") -> OwnerJobBuilder:
+    return OwnerJobBuilder(OwnerJobFacts(namespace="jobs", name=name, backoff_limit=6))
 
 
 # -- jobs ----------------------------------------------------------------------------------
@@ -196,6 +249,7 @@ class JobBuilder:
     nodes_observed: bool = True
     beats_expected: bool = True
     worker_container: str | None = None
+    owner: OwnerJobFacts | None = None
 
     def _job(self, **changes: object) -> JobBuilder:
         return replace(self, job=replace(self.job, **changes))  # type: ignore[arg-type]
@@ -227,6 +281,17 @@ class JobBuilder:
 
     def cancel_requested(self, seconds_ago: float) -> JobBuilder:
         return self._job(cancel_requested_age=seconds_ago)
+
+    def lifeguard_restarted(
+        self,
+        pod_name: str = "worker-1",
+        cause: Cause = Cause.UNRESPONSIVE,
+        reason: str = "BeatStale",
+        message: str = "pod worker-1 on node n1 is running but its last beat was 31s ago",
+    ) -> JobBuilder:
+        """Lifeguard recorded (metadata lifeguard:action) that it restarts this job's pod."""
+        own = OwnAction(Action.RESTART_POD, cause, reason, message, pod=pod_name)
+        return self._job(own_action=own.to_json())
 
     # limits
     def stale_after(self, seconds: float) -> JobBuilder:
@@ -276,6 +341,11 @@ class JobBuilder:
     def worker_is(self, container: str) -> JobBuilder:
         return replace(self, worker_container=container)
 
+    def owned_by(self, job: OwnerJobBuilder) -> JobBuilder:
+        """The pod belongs to this batch/v1 Job (sets the pod's owner too)."""
+        pod_facts = replace(self.pod, owner_job=job.facts.name) if self.pod else None
+        return replace(self, owner=job.facts, pod=pod_facts)
+
     def obs(self) -> Observation:
         node_facts = self.node
         if node_facts is None and self.pod is not None and self.pod.node_name:
@@ -293,6 +363,7 @@ class JobBuilder:
             nodes_observed=self.nodes_observed,
             beats_expected=self.beats_expected,
             worker_container=self.worker_container,
+            owner_job=self.owner,
         )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lifeguard.cluster.facts import is_terminal_change, node_facts, pod_facts
+from lifeguard.cluster.facts import is_terminal_change, job_facts, node_facts, pod_facts
 from lifeguard.cluster.inventory import Inventory, client_prefix
 
 Json = dict[str, Any]
@@ -277,3 +277,112 @@ def test_a_view_never_listed_is_not_blind_and_has_no_lease_age() -> None:
     inventory = Inventory()
     inventory.upsert_node(ready_node())
     assert not inventory.leases_blind() and inventory.lease_view_age() is None
+
+
+# -- the worker's container, native sidecars and owner Jobs --------------------------------
+def with_containers(body: Json, names: list[str], annotation: str | None = None) -> Json:
+    body["spec"]["containers"] = [{"name": name} for name in names]
+    if annotation is not None:
+        body["metadata"]["annotations"] = {"kubectl.kubernetes.io/default-container": annotation}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("names", "annotation", "default"),
+    [
+        (["worker"], None, "worker"),
+        (["worker"], "proxy", "worker"),
+        (["proxy", "worker"], "worker", "worker"),
+        (["proxy", "worker"], None, "proxy"),
+        (["proxy", "worker"], "missing", "proxy"),
+        ([], None, None),
+    ],
+    ids=[
+        "the_only_container",
+        "the_only_container_whatever_the_annotation",
+        "the_annotated_container",
+        "else_the_first",
+        "the_first_when_the_annotation_names_no_container",
+        "none_without_containers",
+    ],
+)
+def test_default_container_is_the_only_else_the_annotated_else_the_first(
+    names: list[str], annotation: str | None, default: str | None
+) -> None:
+    facts = pod_facts(with_containers(pod_body("w"), names, annotation))
+    assert facts.default_container == default
+
+
+def test_native_sidecars_are_read_from_init_container_statuses() -> None:
+    body = pod_body("w")
+    body["spec"]["initContainers"] = [
+        {"name": "migrate"},
+        {"name": "proxy", "restartPolicy": "Always"},
+    ]
+    body["status"]["initContainerStatuses"] = [
+        {"name": "migrate", "state": {"terminated": {"exitCode": 0}}},
+        {
+            "name": "proxy",
+            "restartCount": 2,
+            "state": {"running": {"startedAt": "2026-11-27T08:00:05Z"}},
+            "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-11-27T08:00:04Z"}},
+        },
+    ]
+    facts = pod_facts(body)
+    assert [(c.name, c.sidecar) for c in facts.containers] == [
+        ("worker", False),
+        ("proxy", True),
+    ]
+    assert facts.containers[1].restart_count == 2
+
+
+def test_a_pods_controller_job_is_its_owner_job() -> None:
+    body = pod_body("mailer-x7k2p")
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "controller": False},
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "mailer", "controller": True},
+    ]
+    assert pod_facts(body).owner_job == "mailer"
+    assert pod_facts(pod_body("w")).owner_job is None
+
+
+def job_body(name: str = "mailer", **spec: Any) -> Json:
+    return {
+        "metadata": {"name": name, "namespace": "jobs", "uid": f"uid-{name}"},
+        "spec": spec,
+        "status": {},
+    }
+
+
+def test_job_facts_read_suspension_deadline_failure_and_disruption_policy() -> None:
+    body = job_body(
+        suspend=True,
+        activeDeadlineSeconds=30,
+        backoffLimit=2,
+        podFailurePolicy={
+            "rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+    )
+    body["status"]["conditions"] = [
+        {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"},
+    ]
+    facts = job_facts(body)
+    assert facts.suspended and facts.ignores_disruptions
+    assert (facts.active_deadline_seconds, facts.backoff_limit) == (30, 2)
+    assert facts.failed_reason == "DeadlineExceeded"
+    plain = job_facts(job_body())
+    assert not plain.suspended and not plain.ignores_disruptions
+    assert plain.failed_reason is None
+
+
+def test_deleted_jobs_are_remembered_as_gone() -> None:
+    inventory = Inventory()
+    inventory.upsert_job(job_body())
+    assert inventory.job("jobs", "mailer") is not None
+    inventory.delete_job(job_body())
+    gone = inventory.job("jobs", "mailer")
+    assert gone is not None and gone.gone
+    assert inventory.job("jobs", None) is None
+    assert inventory.job("other", "mailer") is None

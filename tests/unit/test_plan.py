@@ -110,6 +110,21 @@ DEFAULT_RULES = [
         id="cancel_requested_before_this_attempt_does_not_count",
     ),
     pytest.param(
+        running_job()
+        .beat_age(40)
+        .lifeguard_restarted()
+        .on(pod().disrupted("EvictionByEvictionAPI").deleted()),
+        (RETRY, True, RIVER_B, False),
+        id="job_whose_pod_lifeguard_restarted_is_retried_at_once_by_the_unresponsive_rule",
+    ),
+    pytest.param(
+        running_job()
+        .lifeguard_restarted(cause=Cause.STUCK, reason="ProgressStale")
+        .on(pod().deleted()),
+        (RETRY, True, RIVER_B, False),
+        id="job_whose_pod_lifeguard_restarted_for_stuck_is_retried_counting_the_attempt",
+    ),
+    pytest.param(
         running_job().beat_age(45).on(pod().terminating(grace_left=-121)),
         (RETRY, True, RIVER_B, True),
         id="pod_still_terminating_after_grace_plus_after_is_escalated_to_retry",
@@ -356,3 +371,23 @@ def test_dry_run_makes_the_same_decisions_and_marks_every_action() -> None:
 def test_dry_run_counts_toward_the_rate_limit_like_enforce() -> None:
     result = plan_for(*oom_jobs(4), rules=policy().dry_run().max_actions_per_minute(2))
     assert [a.job_id for a in result.deferred] == [3, 4]
+
+
+def test_a_pod_lifeguard_restarted_is_retried_even_while_the_breaker_is_open() -> None:
+    restarted = (
+        running_job(job_id=1)
+        .beat_age(40)
+        .lifeguard_restarted()
+        .on(pod().disrupted("EvictionByEvictionAPI").deleted())
+    )
+    result = plan_for(restarted, *stale_jobs(6), rules=policy().breaker(min_jobs=5))
+
+    assert result.state.circuit_open
+    assert [(a.job_id, a.action) for a in result.actions] == [(1, RETRY)]
+
+
+def test_a_pod_lifeguard_restarted_follows_the_causes_own_refund_rule() -> None:
+    rules = policy().rule("unresponsive", action="RestartPod", countAttempt=False)
+    restarted = running_job().beat_age(40).lifeguard_restarted().on(pod().deleted())
+
+    assert only_action(plan_for(restarted, rules=rules)) == (RETRY, False, RIVER_B, False)

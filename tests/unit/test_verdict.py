@@ -1,7 +1,7 @@
 """The verdict table of DESIGN.md §4, one row per behaviour."""
 
 import pytest
-from builders import JobBuilder, node, pod, running_job
+from builders import JobBuilder, node, owner_job, pod, running_job
 
 from lifeguard.model.enums import Cause
 from lifeguard.verdict import decide
@@ -298,11 +298,239 @@ POD_DEATH = [
         H,
         "BeatFresh",
     ),
+]
+
+# Only the worker's container decides: workers.container, else the pod's only container, else
+# its kubectl.kubernetes.io/default-container annotation, else its first container.
+SIDECARS = [
     case(
-        "sidecar_exit_counts_as_the_workers_when_no_container_is_named",
+        "sidecar_exit_is_not_the_workers_death_when_no_container_is_named",
         running_job().on(pod().with_sidecar().sidecar_exited()),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "sidecar_restarting_is_not_the_workers_death",
+        running_job().on(pod().with_sidecar().sidecar_restarted(times=4)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "sidecar_oom_kill_is_not_resource_exhausted",
+        running_job().on(pod().with_sidecar().sidecar_exited(137, reason="OOMKilled")),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "native_sidecar_restarting_is_not_the_workers_death",
+        running_job().on(pod().with_sidecar(native=True).sidecar_restarted(times=3)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "sidecar_restart_with_a_stale_beat_is_still_judged_by_the_beat",
+        running_job().beat_age(45).on(pod().with_sidecar().sidecar_restarted()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "worker_crash_next_to_a_sidecar_is_application_crash",
+        running_job().on(pod().crashed(1).with_sidecar()),
         CRASH,
         "Error",
+    ),
+    case(
+        "first_container_is_the_worker_without_annotation",
+        running_job().on(pod().exited(1, phase="Running").sidecar_first("proxy")),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "annotated_default_container_is_the_worker",
+        running_job().on(pod().crashed(1).sidecar_first("proxy", annotated="worker")),
+        CRASH,
+        "Error",
+    ),
+    case(
+        "named_worker_container_decides_even_when_it_is_not_the_default",
+        running_job().worker_is("worker").on(pod().crashed(1).sidecar_first("proxy")),
+        CRASH,
+        "Error",
+    ),
+    case(
+        "named_container_that_looks_like_a_sidecar_is_the_worker",
+        running_job().worker_is("proxy").on(pod().with_sidecar().sidecar_exited()),
+        CRASH,
+        "Error",
+    ),
+    case(
+        "deleted_pod_whose_sidecar_exited_is_dead_all_the_same",
+        running_job().on(pod().with_sidecar().sidecar_exited().deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "evicted_pod_with_a_sidecar_is_evicted",
+        running_job().on(
+            pod().with_sidecar().killed(15).disrupted("EvictionByEvictionAPI").deleted()
+        ),
+        INFRA,
+        "Evicted",
+    ),
+]
+
+# Whether an exit ended the job is judged against the attempt, not the process's start.
+ATTEMPTS = [
+    case(
+        "worker_restart_before_the_attempt_began_is_not_this_attempts_death",
+        running_job(running_for=10).client_started(600).on(pod().restarted(ago_s=30)),
+        H,
+        "BeatFresh",
+    ),
+    case(
+        "worker_restart_after_the_attempt_began_is_this_attempts_death",
+        running_job(running_for=60).client_started(600).on(pod().restarted(ago_s=30)),
+        CRASH,
+        "Error",
+    ),
+]
+
+# Pods owned by a batch/v1 Job: the Job says why the controller deleted them.
+JOBS = [
+    case(
+        "pod_deleted_because_its_job_was_suspended_is_preempted",
+        running_job().on(pod().killed(15).deleted()).owned_by(owner_job().suspended()),
+        INFRA,
+        "Preempted",
+    ),
+    case(
+        "pod_deleted_because_its_job_ran_past_its_deadline_is_deadline_exceeded",
+        running_job().on(pod().killed(15).deleted()).owned_by(owner_job().deadline_exceeded()),
+        INFRA,
+        "DeadlineExceeded",
+    ),
+    case(
+        "pod_deleted_with_its_job_is_job_deleted",
+        running_job().on(pod().deleted()).owned_by(owner_job().deleted()),
+        INFRA,
+        "JobDeleted",
+    ),
+    case(
+        "pod_deleted_while_its_job_runs_on_is_pod_deleted",
+        running_job().on(pod().deleted()).owned_by(owner_job()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "eviction_of_a_suspended_jobs_pod_is_still_evicted",
+        running_job()
+        .on(pod().disrupted("EvictionByEvictionAPI").deleted())
+        .owned_by(owner_job().suspended()),
+        INFRA,
+        "Evicted",
+    ),
+    case(
+        "terminating_pod_of_a_suspended_job_whose_worker_still_runs_is_healthy",
+        running_job().on(pod().terminating()).owned_by(owner_job().suspended()),
+        H,
+        "PodTerminating",
+    ),
+    case(
+        "pod_killed_by_its_own_active_deadline_is_deadline_exceeded",
+        running_job().on(pod().killed(9).status_reason("DeadlineExceeded", "Pod was active")),
+        INFRA,
+        "DeadlineExceeded",
+    ),
+    case(
+        "worker_crash_in_a_job_past_its_backoff_limit_is_application_crash",
+        running_job().on(pod().crashed(1)).owned_by(owner_job().failed()),
+        CRASH,
+        "Error",
+    ),
+]
+
+# Lifeguard's own restart: the pod's death afterwards keeps the cause Lifeguard acted on.
+OWN_ACTIONS = [
+    case(
+        "pod_lifeguard_evicted_is_the_cause_it_was_evicted_for",
+        running_job()
+        .beat_age(40)
+        .lifeguard_restarted()
+        .on(pod().killed(15).disrupted("EvictionByEvictionAPI").deleted()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "pod_lifeguard_restarted_whose_worker_exited_on_sigterm_is_the_original_cause",
+        running_job().beat_age(40).lifeguard_restarted().on(pod().crashed(1).terminating()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "pod_lifeguard_restarted_and_no_longer_known_is_the_original_cause",
+        running_job().beat_age(40).lifeguard_restarted().pod_unknown(),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "stuck_job_whose_pod_lifeguard_restarted_stays_stuck",
+        running_job()
+        .lifeguard_restarted(cause=Cause.STUCK, reason="ProgressStale")
+        .on(pod().deleted()),
+        STUCK,
+        "ProgressStale",
+    ),
+    case(
+        "oom_kill_after_lifeguards_restart_decision_is_still_resource_exhausted",
+        running_job().lifeguard_restarted().on(pod().oom_killed()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "death_of_another_pod_than_the_one_lifeguard_restarted_keeps_its_verdict",
+        running_job().lifeguard_restarted(pod_name="worker-0").on(pod().deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "pod_lifeguard_is_restarting_while_the_worker_still_runs_is_still_unresponsive",
+        running_job().beat_age(40).lifeguard_restarted().on(pod().terminating()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+]
+
+# heartbeat.store None: pod evidence and run time only, never the beat.
+WITHOUT_BEATS = [
+    case(
+        "job_without_beats_past_the_startup_grace_is_not_unresponsive",
+        running_job(running_for=90).without_beats(),
+        H,
+        "Running",
+    ),
+    case(
+        "job_without_beats_whose_worker_was_oom_killed_is_resource_exhausted",
+        running_job().without_beats().on(pod().oom_killed()),
+        OOM,
+        "OOMKilled",
+    ),
+    case(
+        "job_without_beats_whose_pod_was_deleted_is_infrastructure_death",
+        running_job().without_beats().on(pod().deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
+        "job_without_beats_on_a_lost_node_waits_for_pod_evidence",
+        running_job().without_beats().node_is(node().not_ready(300)),
+        H,
+        "Running",
+    ),
+    case(
+        "job_without_beats_without_an_attributable_pod_is_never_stale",
+        running_job(running_for=9999).without_beats().unattributed(),
+        H,
+        "Running",
     ),
 ]
 
@@ -483,7 +711,17 @@ PROGRESS_AND_RUNTIME = [
 
 @pytest.mark.parametrize(
     ("job", "cause", "reason"),
-    HEARTBEATS + NO_POD + POD_DEATH + TERMINATING + NODES + PROGRESS_AND_RUNTIME,
+    HEARTBEATS
+    + NO_POD
+    + POD_DEATH
+    + SIDECARS
+    + ATTEMPTS
+    + JOBS
+    + WITHOUT_BEATS
+    + OWN_ACTIONS
+    + TERMINATING
+    + NODES
+    + PROGRESS_AND_RUNTIME,
 )
 def test_verdict(job: JobBuilder, cause: Cause, reason: str) -> None:
     verdict = decide(job.obs())
@@ -564,3 +802,45 @@ def test_same_observation_gives_the_same_verdict() -> None:
 )
 def test_evidence_age_counts(job: JobBuilder, evidence_age: float | None) -> None:
     assert decide(job.obs()).evidence_age == evidence_age
+
+
+def test_a_sidecar_restart_is_named_in_the_message_of_a_healthy_job() -> None:
+    verdict = decide(
+        running_job().on(pod().with_sidecar("cloud-sql-proxy").sidecar_restarted(times=2)).obs()
+    )
+    assert verdict.cause is H
+    assert verdict.notes == ("sidecar cloud-sql-proxy restarted 2 times, last exited with code 1",)
+    assert verdict.message.endswith(
+        "; sidecar cloud-sql-proxy restarted 2 times, last exited with code 1"
+    )
+
+
+def test_a_job_killed_by_its_jobs_deadline_names_the_job_and_the_limit() -> None:
+    verdict = decide(
+        running_job()
+        .on(pod("mailer-x7k2p").killed(15).deleted())
+        .owned_by(owner_job("mailer").deadline_exceeded(30))
+        .obs()
+    )
+    assert verdict.message == (
+        "pod mailer-x7k2p on node n1 was deleted; reason DeadlineExceeded: its Job mailer ran"
+        " past activeDeadlineSeconds (30s)"
+    )
+
+
+def test_a_failed_job_is_noted_when_it_did_not_decide_the_verdict() -> None:
+    verdict = decide(running_job().on(pod().crashed(1)).owned_by(owner_job().failed()).obs())
+    assert verdict.notes == (
+        "Job mailer failed (BackoffLimitExceeded): no new pod will replace it",
+    )
+
+
+def test_a_pod_lifeguard_restarted_names_the_original_cause_and_the_restart() -> None:
+    verdict = decide(
+        running_job()
+        .lifeguard_restarted(pod_name="mailer", message="no beat for 31s")
+        .on(pod("mailer").killed(15).disrupted("EvictionByEvictionAPI").deleted())
+        .obs()
+    )
+    assert (verdict.cause, verdict.reason) == (UNRESPONSIVE, "BeatStale")
+    assert verdict.message == "no beat for 31s; Lifeguard restarted pod mailer"

@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from lifeguard.model.observation import ContainerFacts, NodeFacts, PodFacts, TerminatedFacts
+from lifeguard.model.observation import (
+    DEFAULT_CONTAINER_ANNOTATION,
+    ContainerFacts,
+    NodeFacts,
+    OwnerJobFacts,
+    PodFacts,
+    TerminatedFacts,
+)
 
 Body = Mapping[str, Any]
 
@@ -43,7 +50,7 @@ def _terminated(state: Mapping[str, Any] | None) -> TerminatedFacts | None:
     )
 
 
-def container_facts(status: Mapping[str, Any]) -> ContainerFacts:
+def container_facts(status: Mapping[str, Any], *, sidecar: bool = False) -> ContainerFacts:
     state = status.get("state") or {}
     running = state.get("running")
     waiting = state.get("waiting")
@@ -54,7 +61,54 @@ def container_facts(status: Mapping[str, Any]) -> ContainerFacts:
         terminated=_terminated(state),
         waiting_reason=waiting.get("reason") if waiting else None,
         last_terminated=_terminated(status.get("lastState")),
+        sidecar=sidecar,
     )
+
+
+def _native_sidecars(spec: Mapping[str, Any]) -> set[str]:
+    """Init containers with restartPolicy Always run next to the main containers for the pod's
+    whole life (Kubernetes' native sidecars); the other init containers finish before the
+    worker starts and cannot end a job."""
+    return {
+        str(c.get("name"))
+        for c in spec.get("initContainers") or []
+        if c.get("restartPolicy") == "Always"
+    }
+
+
+def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[ContainerFacts, ...]:
+    main = [container_facts(c) for c in status.get("containerStatuses") or []]
+    sidecars = _native_sidecars(spec)
+    if not sidecars:
+        return tuple(main)
+    native = [
+        container_facts(c, sidecar=True)
+        for c in status.get("initContainerStatuses") or []
+        if c.get("name") in sidecars
+    ]
+    return (*main, *native)
+
+
+def _default_container(metadata: Mapping[str, Any], spec: Mapping[str, Any]) -> str | None:
+    """The pod's only container, else the one kubectl's default-container annotation names,
+    else the first (the order `kubectl logs` and `kubectl exec` use)."""
+    names = [str(c.get("name", "")) for c in spec.get("containers") or []]
+    if not names:
+        return None
+    annotated = (metadata.get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION)
+    chosen = annotated if len(names) > 1 and annotated in names else names[0]
+    return _shared(chosen)
+
+
+def _controller_job(metadata: Mapping[str, Any]) -> str | None:
+    for owner in metadata.get("ownerReferences") or []:
+        if (
+            owner.get("controller")
+            and owner.get("kind") == "Job"
+            and str(owner.get("apiVersion", "")).startswith("batch/")
+        ):
+            return str(owner.get("name", "")) or None
+    return None
 
 
 def _disruption_target(conditions: list[Mapping[str, Any]]) -> str | None:
@@ -83,9 +137,58 @@ def pod_facts(body: Body, *, gone: bool = False) -> PodFacts:
         message=status.get("message"),
         disruption_target=_disruption_target(status.get("conditions") or []),
         deletion_timestamp=parse_time(metadata.get("deletionTimestamp")),
-        containers=tuple(container_facts(c) for c in status.get("containerStatuses") or []),
+        containers=_containers(spec, status),
         gone=gone,
         labels=tuple(sorted((_shared(k), _shared(v)) for k, v in labels.items())),
+        default_container=_default_container(metadata, spec),
+        owner_job=_controller_job(metadata),
+    )
+
+
+# The Job conditions that say it failed: FailureTarget comes first (the controller then
+# terminates the pods), Failed once they are gone.
+_FAILED_CONDITIONS = ("FailureTarget", "Failed")
+
+
+def _ignores_disruptions(spec: Mapping[str, Any]) -> bool:
+    rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
+    return any(
+        rule.get("action") == "Ignore"
+        and any(
+            p.get("type") == "DisruptionTarget" and p.get("status", "True") == "True"
+            for p in rule.get("onPodConditions") or []
+        )
+        for rule in rules
+    )
+
+
+def job_facts(body: Body, *, gone: bool = False) -> OwnerJobFacts:
+    """Facts of one batch/v1 Job; `gone` marks the final state of a deleted Job."""
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    conditions = (body.get("status") or {}).get("conditions") or []
+    failed = next(
+        (
+            c
+            for kind in _FAILED_CONDITIONS
+            for c in conditions
+            if c.get("type") == kind and c.get("status") == "True"
+        ),
+        None,
+    )
+    deadline, backoff = spec.get("activeDeadlineSeconds"), spec.get("backoffLimit")
+    return OwnerJobFacts(
+        namespace=_shared(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        suspended=bool(spec.get("suspend")),
+        failed_reason=failed.get("reason") if failed else None,
+        failed_message=failed.get("message") if failed else None,
+        active_deadline_seconds=int(deadline) if deadline is not None else None,
+        backoff_limit=int(backoff) if backoff is not None else None,
+        ignores_disruptions=_ignores_disruptions(spec),
+        deletion_timestamp=parse_time(metadata.get("deletionTimestamp")),
+        gone=gone,
     )
 
 

@@ -10,9 +10,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
 
-from lifeguard.cluster.facts import Body, node_facts, pod_facts
+from lifeguard.cluster.facts import Body, job_facts, node_facts, pod_facts
 from lifeguard.model.client_id import river_host_of_pod
-from lifeguard.model.observation import NodeFacts, PodFacts
+from lifeguard.model.observation import NodeFacts, OwnerJobFacts, PodFacts
 
 PodKey = tuple[str, str]
 
@@ -44,6 +44,10 @@ class Inventory:
         # client is (ownership), without a pass over every pod.
         self._namespaces_by_prefix: dict[str, set[str]] = {}
         self._nodes: dict[str, NodeFacts] = {}
+        # batch/v1 Jobs of the watched namespaces, and the last facts of deleted ones (kept
+        # as long as pod tombstones, so a job whose Job was deleted is told apart).
+        self._jobs: dict[PodKey, OwnerJobFacts] = {}
+        self._job_tombstones: OrderedDict[PodKey, tuple[float, OwnerJobFacts]] = OrderedDict()
         # Per node: the Lease's last renewTime seen, when it was first seen (monotonic), duration.
         self._leases: dict[str, tuple[str, float, float]] = {}
         # When the Leases were last listed (monotonic), None before the first listing.
@@ -82,6 +86,22 @@ class Inventory:
         self._expire_tombstones()
         return facts
 
+    def upsert_job(self, body: Body) -> OwnerJobFacts:
+        facts = job_facts(body)
+        key = (facts.namespace, facts.name)
+        self._jobs[key] = facts
+        self._job_tombstones.pop(key, None)
+        return facts
+
+    def delete_job(self, body: Body) -> OwnerJobFacts:
+        facts = job_facts(body, gone=True)
+        key = (facts.namespace, facts.name)
+        self._jobs.pop(key, None)
+        self._job_tombstones[key] = (time.monotonic(), facts)
+        self._job_tombstones.move_to_end(key)
+        self._expire_job_tombstones()
+        return facts
+
     def upsert_node(self, body: Body) -> NodeFacts:
         facts = node_facts(body)
         self._nodes[facts.name] = facts
@@ -118,9 +138,13 @@ class Inventory:
         for name in set(self._leases) - seen:
             del self._leases[name]
 
-    def load(self, pods: Iterable[Body], nodes: Iterable[Body] | None) -> None:
+    def load(
+        self, pods: Iterable[Body], nodes: Iterable[Body] | None, jobs: Iterable[Body] = ()
+    ) -> None:
         for pod in pods:
             self.upsert_pod(pod)
+        for job in jobs:
+            self.upsert_job(job)
         if nodes is None:
             self.nodes_observed = False
         else:
@@ -188,6 +212,17 @@ class Inventory:
         kubelets now (NodesObserved=False)."""
         return self.leases_read_at is not None and not self.leases_fresh(now)
 
+    def job(self, namespace: str, name: str | None) -> OwnerJobFacts | None:
+        """The live batch/v1 Job, else the last facts of a recently deleted one."""
+        if name is None:
+            return None
+        live = self._jobs.get((namespace, name))
+        if live is not None:
+            return live
+        self._expire_job_tombstones()
+        tomb = self._job_tombstones.get((namespace, name))
+        return tomb[1] if tomb else None
+
     def __len__(self) -> int:
         return len(self._pods)
 
@@ -198,6 +233,14 @@ class Inventory:
             if seen >= deadline and len(self._tombstones) <= self._tombstone_limit:
                 break
             self._forget_tombstone(key)
+
+    def _expire_job_tombstones(self) -> None:
+        deadline = time.monotonic() - self._tombstone_ttl
+        while self._job_tombstones:
+            key, (seen, _) = next(iter(self._job_tombstones.items()))
+            if seen >= deadline and len(self._job_tombstones) <= self._tombstone_limit:
+                break
+            del self._job_tombstones[key]
 
     def _forget_tombstone(self, key: PodKey) -> None:
         if self._tombstones.pop(key, None) is None:

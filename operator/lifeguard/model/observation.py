@@ -8,6 +8,9 @@ fills `PodFacts` and `NodeFacts` from its informer caches, and the supervisor jo
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# The annotation kubectl reads to pick a pod's container when none is named.
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -50,6 +53,9 @@ class JobFacts:
     cancel_requested_age: float | None = None
     # River's tags, read only when a rival policy selects by tags (ownership); None: not read.
     tags: tuple[str, ...] | None = None
+    # What Lifeguard did to this attempt and why (metadata "lifeguard:action", JSON text as
+    # read; see lifeguard.model.own_action), when it did something.
+    own_action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,9 @@ class ContainerFacts:
     terminated: TerminatedFacts | None = None
     waiting_reason: str | None = None
     last_terminated: TerminatedFacts | None = None
+    # A native sidecar: an init container with restartPolicy Always (from
+    # initContainerStatuses). Never the worker unless the policy names it.
+    sidecar: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,34 @@ class PodFacts:
     containers: tuple[ContainerFacts, ...] = ()
     gone: bool = False
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # The container that runs the worker unless the policy names one: the pod's only
+    # container, else the one its kubectl.kubernetes.io/default-container annotation names,
+    # else its first container. None when the spec lists no container (facts built by hand).
+    default_container: str | None = None
+    # The batch/v1 Job that controls the pod (its controller ownerReference), if any.
+    owner_job: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerJobFacts:
+    """The parts of a batch/v1 Job that end its pods' processes; `gone` once it is deleted."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    # spec.suspend: the Job controller deletes the Job's active pods (Kueue preempts this way).
+    suspended: bool = False
+    # The reason of the Failed (or FailureTarget) condition: DeadlineExceeded,
+    # BackoffLimitExceeded, PodFailurePolicy, ...; None while the Job has not failed.
+    failed_reason: str | None = None
+    failed_message: str | None = None
+    active_deadline_seconds: int | None = None
+    backoff_limit: int | None = None
+    # podFailurePolicy has a rule that ignores pods with a DisruptionTarget condition, so an
+    # eviction does not count against backoffLimit.
+    ignores_disruptions: bool = False
+    deletion_timestamp: datetime | None = None
+    gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +177,10 @@ class Observation:
     nodes_observed: bool = True
     # Whether the policy's workers write beats at all (kinds without beats use runtime limits).
     beats_expected: bool = True
-    # The container that runs the River client, when known; None: every container of the pod
-    # counts as the worker's (a sidecar's death is then taken for the worker's).
+    # The container that runs the River client as the policy names it (workers.container);
+    # None: the pod's default container (PodFacts.default_container) is the worker.
     worker_container: str | None = None
     # The beats of all the policy's jobs on the pod's node; None: only this job's are known.
     node_beats: NodeBeats | None = None
+    # The batch/v1 Job that controls the pod, when the pod has one and it is known.
+    owner_job: OwnerJobFacts | None = None

@@ -5,7 +5,9 @@ Per job, in job-id order:
 2. While the circuit breaker is open, heartbeat-derived causes (Unresponsive, Stale, Stuck)
    are held; pod-evidence causes still act.
 3. The rule's step: its action, or `then` once the action has been under way for `after`
-   (see escalation). A step already under way is never sent again.
+   (see escalation). A step already under way is never sent again. A job whose pod died
+   because Lifeguard restarted it (the verdict says so) is retried at once, whatever the
+   breaker says (the pod's death is pod evidence), by its cause's rule.
 4. RestartPod needs a live pod; without one the job is retried instead. One eviction per pod:
    its other jobs wait for the restart to turn them into InfrastructureDeath.
 5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
@@ -116,10 +118,15 @@ def plan(judged: Sequence[Judged], policy: PolicyLike, state: SafetyState, now: 
         if rule.action is Action.NONE:
             held.append(_held(obs, verdict, Action.NONE, "the policy's action is None"))
             continue
-        if breaker.open and verdict.cause in HEARTBEAT_DERIVED:
+        if verdict.own_action is Action.RESTART_POD:
+            # Lifeguard restarted the pod and it is dead: the job's process is gone, so the
+            # retry follows at once, by the rule of the cause Lifeguard acted on.
+            step: Step | Wait = Step(Action.RETRY, escalated=False)
+        elif breaker.open and verdict.cause in HEARTBEAT_DERIVED:
             held.append(_held(obs, verdict, rule.action, breaker.why()))
             continue
-        step = next_step(rule, obs, now)
+        else:
+            step = next_step(rule, obs, now)
         if isinstance(step, Wait):
             held.append(_held(obs, verdict, step.action, step.why))
             continue

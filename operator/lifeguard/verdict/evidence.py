@@ -17,6 +17,9 @@ from lifeguard.model.observation import ContainerFacts, Observation, PodFacts, T
 # Container timestamps in the API are RFC 3339 with whole seconds.
 API_TIME_PRECISION = timedelta(seconds=1)
 CLIENT_START_TOLERANCE = timedelta(seconds=2)
+# How far the nodes' clocks may run behind the database's: a container that ended more than
+# this before the attempt began (attempted_at, the database's clock) cannot have ended it.
+CLOCK_SKEW_TOLERANCE = timedelta(seconds=2)
 
 SIGKILL = 9
 # Signals a process raises against itself when it faults: the application crashed. Every
@@ -42,6 +45,8 @@ STATUS_REASONS = {
     "NodeLost": "NodeLost",
     # Graceful node shutdown (kubelet nodeshutdown manager).
     "Terminated": "NodeShutdown",
+    # The pod's own spec.activeDeadlineSeconds ran out (the kubelet killed it).
+    "DeadlineExceeded": "DeadlineExceeded",
 }
 TERMINAL_PHASES = ("Failed", "Succeeded")
 
@@ -107,12 +112,49 @@ def ending_of(terminated: TerminatedFacts | None) -> Ending:
     return Ending(Cause.INFRASTRUCTURE_DEATH, "ContainerExited", "exited with code 0")
 
 
+def worker_name(obs: Observation, pod: PodFacts) -> str | None:
+    """The policy's workers.container, else the pod's default container (None: unknown)."""
+    return obs.worker_container or pod.default_container
+
+
 def worker_containers(obs: Observation, pod: PodFacts) -> tuple[ContainerFacts, ...]:
-    """The containers whose death is the worker's death, in name order (deterministic)."""
-    chosen = pod.containers
-    if obs.worker_container is not None:
-        chosen = tuple(c for c in chosen if c.name == obs.worker_container)
+    """The containers whose death is the worker's death, in name order (deterministic).
+
+    The named (or default) container; when the pod's spec is unknown, every container but
+    the native sidecars.
+    """
+    name = worker_name(obs, pod)
+    if name is not None:
+        chosen = tuple(c for c in pod.containers if c.name == name)
+    else:
+        chosen = tuple(c for c in pod.containers if not c.sidecar)
     return tuple(sorted(chosen, key=lambda c: c.name))
+
+
+def sidecar_containers(obs: Observation, pod: PodFacts) -> tuple[ContainerFacts, ...]:
+    """Every other container of the pod (regular and native sidecars), in name order."""
+    workers = {c.name for c in worker_containers(obs, pod)}
+    return tuple(sorted((c for c in pod.containers if c.name not in workers), key=lambda c: c.name))
+
+
+def sidecar_notes(obs: Observation, pod: PodFacts) -> tuple[str, ...]:
+    """What the sidecars went through: "sidecar proxy restarted 2 times, last exited with code 1".
+
+    Never a verdict by itself (a proxy restarting does not end the worker's process), but worth
+    knowing when the worker then struggles.
+    """
+    notes = []
+    for container in sidecar_containers(obs, pod):
+        last = container.last_terminated
+        if container.terminated is not None and container.running_since is None:
+            notes.append(f"sidecar {container.name} {ending_of(container.terminated).how}")
+        elif container.restart_count > 0:
+            times = "time" if container.restart_count == 1 else "times"
+            how = f", last {ending_of(last).how}" if last is not None else ""
+            notes.append(
+                f"sidecar {container.name} restarted {container.restart_count} {times}{how}"
+            )
+    return tuple(notes)
 
 
 def is_terminating(pod: PodFacts) -> bool:
@@ -166,6 +208,10 @@ def _after_job_taken(obs: Observation, terminated: TerminatedFacts) -> bool:
     # The API keeps whole seconds: a process that died in the same second its client started
     # (a crash or OOM right after the job was taken) shows a finish before the start.
     finished += API_TIME_PRECISION
+    # Never before the attempt began: the client that took the job outlived anything that
+    # ended earlier (a process keeps its client for many jobs, so its start says little).
+    if finished + CLOCK_SKEW_TOLERANCE <= obs.job.attempted_at:
+        return False
     if obs.client_started_at is not None:
         return finished > obs.client_started_at
     return finished > obs.job.attempted_at
@@ -173,7 +219,10 @@ def _after_job_taken(obs: Observation, terminated: TerminatedFacts) -> bool:
 
 def _restarted_under_client(obs: Observation, container: ContainerFacts) -> bool:
     started, client = container.running_since, obs.client_started_at
-    return started is not None and client is not None and started > client + CLIENT_START_TOLERANCE
+    if started is None or client is None or started <= client + CLIENT_START_TOLERANCE:
+        return False
+    # A restart before the attempt began did not end it, whatever the client ID says.
+    return started + CLOCK_SKEW_TOLERANCE > obs.job.attempted_at
 
 
 def process_death(obs: Observation, pod: PodFacts) -> ProcessDeath | None:

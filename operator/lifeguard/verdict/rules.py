@@ -35,14 +35,21 @@ Order, and why:
 
 A Terminating pod whose containers still run is judged by its beats (rules 5-11); its reason
 says it is terminating.
+
+Only the worker's container decides (`workers.container`, else the pod's default container):
+a sidecar that exits, restarts or is OOM-killed never ends the job by itself; it is noted in
+the verdict's message. A pod that dies is dead whichever container caused it (rule 2).
+A pod deleted without a Kubernetes disruption reason is named after its batch/v1 Job when
+the Job explains it: JobDeleted, Preempted (suspended, as Kueue preempts), DeadlineExceeded.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from lifeguard.model.enums import Cause
-from lifeguard.model.observation import Observation, PodFacts
+from lifeguard.model.enums import Action, Cause
+from lifeguard.model.observation import Observation, OwnerJobFacts, PodFacts
+from lifeguard.model.own_action import parse_own_action
 from lifeguard.verdict.evidence import (
     TERMINAL_PHASES,
     ProcessDeath,
@@ -52,6 +59,8 @@ from lifeguard.verdict.evidence import (
     is_terminating,
     pod_is_dead,
     process_death,
+    sidecar_notes,
+    worker_containers,
 )
 from lifeguard.verdict.heartbeat import Beat, read_beat
 from lifeguard.verdict.nodes import (
@@ -103,14 +112,33 @@ def _age(case: Case, then: datetime | None) -> float | None:
     return None if then is None else (case.obs.now - then).total_seconds()
 
 
-def _pod_end(pod: PodFacts) -> datetime | None:
-    """When the pod's processes ended: its last container exit, else its deletion time."""
+def _pod_end(case: Case, pod: PodFacts) -> datetime | None:
+    """When the worker's process ended: its container's exit, else the pod's deletion time."""
     finished = [
         c.terminated.finished_at
-        for c in pod.containers
+        for c in worker_containers(case.obs, pod)
         if c.terminated is not None and c.terminated.finished_at is not None
     ]
     return max(finished) if finished else pod.deletion_timestamp
+
+
+def job_reason(job: OwnerJobFacts | None) -> tuple[str, str] | None:
+    """Why the pod's batch/v1 Job ended its pods, when it did: (reason, sentence)."""
+    if job is None:
+        return None
+    if job.gone or job.deletion_timestamp is not None:
+        return "JobDeleted", f"its Job {job.name} was deleted"
+    if job.suspended:
+        return (
+            "Preempted",
+            f"its Job {job.name} was suspended (batch schedulers such as Kueue preempt a Job"
+            " this way)",
+        )
+    if job.failed_reason == "DeadlineExceeded":
+        limit = job.active_deadline_seconds
+        within = f" ({seconds(float(limit))})" if limit is not None else ""
+        return "DeadlineExceeded", f"its Job {job.name} ran past activeDeadlineSeconds{within}"
+    return None
 
 
 def _death_verdict(case: Case) -> Verdict:
@@ -147,20 +175,23 @@ def pod_disrupted(case: Case) -> Verdict | None:
     if pod is None or not case.pod_dead:
         return None
     reason = disruption_reason(pod)
-    if reason is None and (pod.gone or pod.deletion_timestamp is not None):
+    detail = f": {pod.message}" if pod.message else ""
+    deleted = pod.gone or pod.deletion_timestamp is not None
+    if reason is None and deleted and (by_job := job_reason(case.obs.owner_job)) is not None:
+        reason, detail = by_job[0], f": {by_job[1]}"
+    if reason is None and deleted:
         reason = "PodDeleted"
     if reason is None:
         return None
     state = "was deleted" if pod.gone else f"is {pod.phase}"
     if pod.deletion_timestamp is not None and not pod.gone:
         state = "is being deleted and its containers have stopped"
-    detail = f": {pod.message}" if pod.message else ""
     who = f" ({pod.disruption_target})" if pod.disruption_target else ""
     return Verdict(
         Cause.INFRASTRUCTURE_DEATH,
         reason,
         f"{case.where} {state}; reason {reason}{who}{detail}",
-        _age(case, _pod_end(pod)),
+        _age(case, _pod_end(case, pod)),
     )
 
 
@@ -178,7 +209,7 @@ def pod_finished(case: Case) -> Verdict | None:
         Cause.INFRASTRUCTURE_DEATH,
         reason,
         f"{case.where} is {pod.phase} while the job is still running{detail}",
-        _age(case, _pod_end(pod)),
+        _age(case, _pod_end(case, pod)),
     )
 
 
@@ -406,11 +437,50 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def notes(case: Case, verdict: Verdict) -> tuple[str, ...]:
+    """What the sidecars went through, and a failed Job that will not replace its pod."""
+    found: list[str] = []
+    if case.pod is not None:
+        found += sidecar_notes(case.obs, case.pod)
+    job = case.obs.owner_job
+    if job is not None and job.failed_reason and job.failed_reason != verdict.reason:
+        found.append(f"Job {job.name} failed ({job.failed_reason}): no new pod will replace it")
+    return tuple(found)
+
+
+# What a pod Lifeguard restarted looks like afterwards: dead (evicted, deleted, killed by the
+# stop signal, exited) or gone from the cluster.
+_AFTER_RESTART = (Cause.INFRASTRUCTURE_DEATH, Cause.APPLICATION_CRASH, Cause.STALE)
+
+
+def own_restart(case: Case, verdict: Verdict) -> Verdict:
+    """The verdict once Lifeguard's own restart of the job's pod took effect: the cause it
+    acted on, not the eviction it caused ("Unresponsive/BeatStale ...; Lifeguard restarted pod
+    mailer"). Read from the record written before the eviction, so it survives a restart of the
+    operator; a death of another pod, or an OOM kill, keeps its own verdict."""
+    own = parse_own_action(case.obs.job.own_action)
+    if own is None or own.action is not Action.RESTART_POD or verdict.cause not in _AFTER_RESTART:
+        return verdict
+    pod_name = case.pod.name if case.pod is not None else case.obs.pod_name
+    if pod_name is None or pod_name != own.pod:
+        return verdict
+    return Verdict(
+        own.cause,
+        own.reason,
+        f"{own.message}; {own.describe()}",
+        verdict.evidence_age,
+        own_action=Action.RESTART_POD,
+    )
+
+
 def decide(obs: Observation) -> Verdict:
     """The verdict of the first rule that fires; Healthy when none does."""
     case = build_case(obs)
-    for rule in RULES:
-        verdict = rule(case)
-        if verdict is not None:
-            return verdict
-    return healthy(case)
+    verdict = next((v for rule in RULES if (v := rule(case)) is not None), None)
+    if verdict is None:
+        verdict = healthy(case)
+    verdict = own_restart(case, verdict)
+    found = notes(case, verdict)
+    if not found:
+        return verdict
+    return replace(verdict, message=f"{verdict.message}; {'; '.join(found)}", notes=found)

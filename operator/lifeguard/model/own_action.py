@@ -1,0 +1,68 @@
+"""Lifeguard's own actions on a job's attempt, as recorded in the job's River metadata.
+
+When Lifeguard decides to restart a job's pod, it first writes (fenced on the attempt) what it
+is about to do and why under `lifeguard:action`. The pod's death that follows is then known
+as Lifeguard's doing, even after an operator restart, and the job's verdict, Event and River
+error keep the original cause ("Unresponsive/BeatStale ...; Lifeguard restarted pod mailer")
+instead of blaming an eviction. Nothing is written on the user's pods.
+"""
+
+import json
+from dataclasses import dataclass
+
+from lifeguard.model.enums import Action, Cause
+
+OWN_ACTION_KEY = "lifeguard:action"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAction:
+    """What Lifeguard did to this attempt, and the verdict it did it for."""
+
+    action: Action
+    cause: Cause
+    reason: str
+    message: str
+    # The pod it restarted (RestartPod).
+    pod: str | None = None
+
+    def to_json(self) -> str:
+        """The record's JSON (the database adds the time it was written, "at")."""
+        return json.dumps(
+            {
+                "action": self.action.value,
+                "cause": self.cause.value,
+                "reason": self.reason,
+                "message": self.message,
+                "pod": self.pod,
+            }
+        )
+
+    def describe(self) -> str:
+        """ "Lifeguard restarted pod mailer" / "Lifeguard cancelled the job"."""
+        if self.action is Action.RESTART_POD:
+            return (
+                f"Lifeguard restarted pod {self.pod}" if self.pod else "Lifeguard restarted its pod"
+            )
+        if self.action is Action.CANCEL:
+            return "Lifeguard cancelled the job"
+        return f"Lifeguard acted ({self.action.value})"
+
+
+def parse_own_action(text: str | None) -> OwnAction | None:
+    """The record read back from metadata; None when absent or not one of ours (a user may
+    have edited the metadata: never fail a scan on it)."""
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+        pod = raw.get("pod")
+        return OwnAction(
+            action=Action(raw["action"]),
+            cause=Cause(raw["cause"]),
+            reason=str(raw["reason"]),
+            message=str(raw["message"]),
+            pod=str(pod) if pod is not None else None,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
