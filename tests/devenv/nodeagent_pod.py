@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ from devenv.nodeagent_spec import (
     container_argv,
     container_env,
     memory_limit,
+    native_sidecars,
     now_rfc3339,
     pod_hostname,
     pod_phase,
+    restart_wanted,
     search_path,
     termination_reason,
 )
@@ -79,10 +81,16 @@ class PodWorker(threading.Thread):
         self.hostname = pod_hostname(self.name)
         self.dir = ctx.pods_dir / f"{self.namespace}_{self.name}_{self.uid}"
         containers = pod["spec"].get("containers") or []
-        self.specs: dict[str, Json] = {c["name"]: c for c in containers}
-        self.records = [ContainerRecord(c["name"], c.get("image", "")) for c in containers]
+        sidecars = native_sidecars(pod["spec"])
+        self.specs: dict[str, Json] = {c["name"]: c for c in [*sidecars, *containers]}
+        # Native sidecars first: they start before the main containers, as with kubelet.
+        self.sidecars = [ContainerRecord(c["name"], c.get("image", "")) for c in sidecars]
+        self.main = [ContainerRecord(c["name"], c.get("image", "")) for c in containers]
+        self.records = [*self.sidecars, *self.main]
         self.processes: dict[str, ContainerProcess] = {}
         self._restart_at: dict[str, float] = {}
+        # Native sidecar processes already sent SIGTERM after the main containers finished.
+        self._stopped_sidecars: set[int] = set()
         self._conditions = ConditionBook()
         self._last_posted: Json | None = None
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
@@ -104,6 +112,11 @@ class PodWorker(threading.Thread):
         for process in processes:
             process.signal(sig)
         return [p.pid for p in processes]
+
+    def _signal(self, sig: int, which: Callable[[str], bool]) -> None:
+        for name, process in list(self.processes.items()):
+            if which(name):
+                process.signal(sig)
 
     def describe(self) -> Json:
         processes = list(self.processes.items())
@@ -210,14 +223,21 @@ class PodWorker(threading.Thread):
             data = {k: base64.b64decode(v).decode() for k, v in data.items()}
         return data
 
-    def _restart_wanted(self, exit_code: int) -> bool:
-        policy = self.pod["spec"].get("restartPolicy", "Always")
-        return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+    def _restart_wanted(self, record: ContainerRecord, exit_code: int) -> bool:
+        return restart_wanted(
+            self.pod["spec"].get("restartPolicy", "Always"),
+            exit_code,
+            sidecar=record in self.sidecars,
+            main_done=self._main_done(),
+        )
+
+    def _main_done(self) -> bool:
+        return bool(self.main) and all(r.finished for r in self.main)
 
     def _finish(self, record: ContainerRecord, ended: Termination) -> None:
         """Records one run's end and decides whether the container starts again."""
         record.running_since = None
-        if self._restart_wanted(ended.exit_code) and not self.pod["metadata"].get(
+        if self._restart_wanted(record, ended.exit_code) and not self.pod["metadata"].get(
             "deletionTimestamp"
         ):
             delay = min(BACKOFF_MAX_SECONDS, 2.0**record.restart_count)
@@ -265,12 +285,25 @@ class PodWorker(threading.Thread):
 
     def _reap_and_restart(self) -> None:
         now = time.monotonic()
+        if self._main_done():
+            # The main containers finished for good: kubelet stops the native sidecars.
+            for record in self.sidecars:
+                self._restart_at.pop(record.name, None)
+                if record.restart_pending:
+                    record.restart_pending, record.terminated = False, record.last_terminated
+                process = self.processes.get(record.name)
+                if process is not None and process.pid not in self._stopped_sidecars:
+                    self._stopped_sidecars.add(process.pid)
+                    process.signal(signal.SIGTERM)
         for record in self.records:
             process = self.processes.get(record.name)
             if process is not None:
                 ended = process.poll()
                 if ended is not None:
-                    self._record_exit(record, ended)
+                    if record in self.sidecars and self._main_done():
+                        self._record_exit(record, ended, restart=False)
+                    else:
+                        self._record_exit(record, ended)
             elif record.name in self._restart_at and now >= self._restart_at[record.name]:
                 del self._restart_at[record.name]
                 if record.restart_pending:
@@ -279,20 +312,20 @@ class PodWorker(threading.Thread):
                 self._start(record)
 
     def _status(self) -> Json:
-        phase = pod_phase(self.records)
-        return {
-            "metadata": {"uid": self.uid},
-            "status": {
-                "phase": phase,
-                "conditions": self._conditions.conditions(self.records, phase),
-                "hostIP": POD_IP,
-                "hostIPs": [{"ip": POD_IP}],
-                "podIP": POD_IP,
-                "podIPs": [{"ip": POD_IP}],
-                "startTime": self.start_time,
-                "containerStatuses": [r.as_api() for r in self.records],
-            },
+        phase = pod_phase(self.main)
+        status: Json = {
+            "phase": phase,
+            "conditions": self._conditions.conditions(self.records, phase),
+            "hostIP": POD_IP,
+            "hostIPs": [{"ip": POD_IP}],
+            "podIP": POD_IP,
+            "podIPs": [{"ip": POD_IP}],
+            "startTime": self.start_time,
+            "containerStatuses": [r.as_api() for r in self.main],
         }
+        if self.sidecars:
+            status["initContainerStatuses"] = [r.as_api() for r in self.sidecars]
+        return {"metadata": {"uid": self.uid}, "status": status}
 
     def _post_status(self) -> bool:
         """Reports the pod's status if it changed; False if that failed (retried next time)."""
@@ -320,8 +353,14 @@ class PodWorker(threading.Thread):
             if record.restart_pending:  # in back-off: it simply does not start again
                 record.restart_pending = False
                 record.terminated = record.last_terminated
-        self.signal_all(signal.SIGTERM)
+        # Like kubelet: the main containers first, the native sidecars once they are gone.
+        sidecar_names = {r.name for r in self.sidecars}
+        self._signal(signal.SIGTERM, lambda name: name not in sidecar_names)
+        sidecars_signalled = False
         while self.processes and not self.ctx.node_failed.is_set():
+            if not sidecars_signalled and set(self.processes) <= sidecar_names:
+                self._signal(signal.SIGTERM, lambda name: name in sidecar_names)
+                sidecars_signalled = True
             grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
             grace = 30 if grace is None else int(grace)
             if time.monotonic() - began >= grace:

@@ -259,8 +259,23 @@ class ContainerRecord:
         }
 
 
+def native_sidecars(spec: Json) -> list[Json]:
+    """Init containers with restartPolicy Always: kubelet starts them before the main
+    containers and restarts them whenever they exit, for as long as the main containers run."""
+    return [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+
+
+def restart_wanted(pod_policy: str, exit_code: int, *, sidecar: bool, main_done: bool) -> bool:
+    """Whether a container that exited starts again: a native sidecar always does while the
+    main containers have not finished; a main container follows the pod's restartPolicy."""
+    if sidecar:
+        return not main_done
+    return pod_policy == "Always" or (pod_policy == "OnFailure" and exit_code != 0)
+
+
 def pod_phase(records: list[ContainerRecord]) -> str:
-    """Kubelet's phase rule, for containers without init containers or probes."""
+    """Kubelet's phase rule over the main containers (native sidecars do not count), for pods
+    without probes."""
     if any(r.running for r in records):
         return "Running"
     if records and all(r.finished for r in records):

@@ -17,9 +17,11 @@ from devenv.nodeagent_spec import (
     container_env,
     expand_refs,
     image_entrypoint,
+    native_sidecars,
     parse_quantity,
     pod_hostname,
     pod_phase,
+    restart_wanted,
     termination_reason,
 )
 
@@ -208,3 +210,42 @@ def test_ready_conditions_keep_their_transition_time_until_they_change() -> None
     assert again["Ready"]["lastTransitionTime"] == first["Ready"]["lastTransitionTime"]
     assert done["Ready"]["status"] == "False"
     assert done["Ready"]["reason"] == "PodCompleted"
+
+
+def test_native_sidecars_are_the_init_containers_that_restart_always() -> None:
+    spec = {
+        "initContainers": [
+            {"name": "migrate"},
+            {"name": "proxy", "restartPolicy": "Always"},
+        ],
+        "containers": [{"name": "worker"}],
+    }
+    assert [c["name"] for c in native_sidecars(spec)] == ["proxy"]
+    assert native_sidecars({"containers": [{"name": "worker"}]}) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "sidecar", "main_done", "again"),
+    [
+        ("Never", 1, True, False, True),
+        ("Never", 0, True, False, True),
+        ("Never", 1, True, True, False),
+        ("Never", 1, False, False, False),
+        ("OnFailure", 1, False, False, True),
+        ("OnFailure", 0, False, False, False),
+        ("Always", 0, False, False, True),
+    ],
+    ids=[
+        "sidecar_restarts_whatever_the_pods_policy",
+        "sidecar_restarts_after_a_clean_exit",
+        "sidecar_stays_down_once_the_main_containers_finished",
+        "main_container_of_a_never_pod_stays_down",
+        "main_container_restarts_on_failure",
+        "main_container_of_an_on_failure_pod_stays_down_after_success",
+        "main_container_of_an_always_pod_restarts",
+    ],
+)
+def test_restarts_follow_kubelets_rules(
+    policy: str, code: int, sidecar: bool, main_done: bool, again: bool
+) -> None:
+    assert restart_wanted(policy, code, sidecar=sidecar, main_done=main_done) is again
