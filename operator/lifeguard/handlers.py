@@ -1,6 +1,7 @@
-"""kopf wiring only: JobPolicy lifecycle to the fleet, pod and node watch events to the caches.
+"""kopf wiring only: JobPolicy lifecycle to the fleet, pod, Job and node watch events to the
+caches.
 
-Pods and nodes belong to users; Lifeguard watches them with event handlers only, which kopf
+Pods, Jobs and nodes belong to users; Lifeguard watches them with event handlers only, which kopf
 runs without writing annotations or finalizers onto them. Its own JobPolicies get kopf's
 progress annotations under lifeguard.dev and no finalizer (the delete handler is optional: a
 policy deleted while the operator is down has nothing left to stop).
@@ -118,6 +119,20 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
             facts = fleet.inventory.upsert_pod(body)
         if is_terminal_change(facts):
             fleet.pod_ended(facts)
+
+    # batch/v1 Jobs of the watched namespaces, for the causes that end a Job's pods
+    # (suspension, activeDeadlineSeconds, deletion, backoffLimit). A watch rather than a read
+    # of a pod's Job when a verdict needs it: a deletion or suspension is known at once (the
+    # scan that sees the pod's tombstone already knows why, no API call in the scan), a
+    # deleted Job can still be told apart (a read would only find nothing), and the cache is
+    # a few small facts per Job. Pod events still drive the fast path: the Job controller
+    # deletes the pods, and their deletion wakes the supervisors.
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
+    async def job_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":
+            fleet.inventory.delete_job(body)
+        else:
+            fleet.inventory.upsert_job(body)
 
     if options.nodes:
 

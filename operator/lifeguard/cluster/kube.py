@@ -117,6 +117,7 @@ class KubeClient:
         self._core = kubernetes.client.CoreV1Api(self._api)
         self._custom = kubernetes.client.CustomObjectsApi(self._api)
         self._coordination = kubernetes.client.CoordinationV1Api(self._api)
+        self._batch = kubernetes.client.BatchV1Api(self._api)
         self._host = socket.gethostname()
         self.reachability = reachability or Reachability(time.monotonic)
 
@@ -250,6 +251,19 @@ class KubeClient:
             )
         except ApiException as exc:
             raise ClusterError(f"listing pods in {namespace}: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
+    async def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's batch/v1 Jobs; none when RBAC forbids reading them."""
+        try:
+            response = await asyncio.to_thread(
+                self._batch.list_namespaced_job, namespace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 403:
+                return []
+            raise ClusterError(f"listing Jobs in {namespace}: {exc.reason}") from None
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 
