@@ -349,3 +349,19 @@ async def test_discard_finalizes_with_the_reason_in_errors(
         assert abs((row["finalized_at"] - row["db_now"]).total_seconds()) < 1
         assert [e["error"] for e in row["errors"]] == [reason]
         assert row["metadata"] == {"lifeguard:discards": 1}
+
+
+async def test_a_cancel_with_a_reason_names_it_in_rivers_errors(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    job_id, attempted_at = rj.start_job(conn, schema)
+    reason = lifeguard_error("Overdue", "MaxRuntimeExceeded", "ran 2m; Lifeguard cancelled the job")
+    assert await cancel(db, CancelRequest(job_id, attempted_at, reason), schema=schema)
+    [entry] = rj.job(conn, schema, job_id)["errors"]
+    assert entry["error"] == reason
+    assert entry["attempt"] == 1
+    parse_go_time(entry["at"])
+    # Without a reason, River's errors stay as they were.
+    other, other_at = rj.start_job(conn, schema)
+    assert await cancel(db, CancelRequest(other, other_at), schema=schema)
+    assert rj.job(conn, schema, other)["errors"] in (None, [])

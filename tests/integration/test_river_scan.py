@@ -15,19 +15,25 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from devenv import river_jobs as rj
 from devenv.ports import free_port
 from devenv.river import RiverDatabase as RiverDatabaseFactory
-from lifeguard.model.enums import HeartbeatStore
+from lifeguard.model.enums import Action, Cause, HeartbeatStore
+from lifeguard.model.own_action import OwnAction, parse_own_action
 from lifeguard.river import (
+    ActionRecord,
+    Applied,
     AuthenticationFailed,
     DatabaseError,
     DatabaseNotFound,
     DatabaseTimeout,
     DatabaseUnavailable,
     HeartbeatTableMissing,
+    RetryRequest,
     RiverDatabase,
     Scan,
     ScanQuery,
     SchemaNotFound,
     heartbeat_table_ddl,
+    record_actions_many,
+    retry,
     scan,
 )
 
@@ -431,3 +437,33 @@ def test_an_unparsable_database_url_is_a_database_error_without_the_secret() -> 
     with pytest.raises(DatabaseError, match="cannot be parsed") as raised:
         RiverDatabase("host=db password='s3cr3t")
     assert "s3cr3t" not in str(raised.value) and raised.value.__cause__ is None
+
+
+async def test_an_action_record_is_fenced_and_read_back_by_the_scan_for_its_attempt_only(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    queue = fresh_queue()
+    job_id, attempted_at = rj.start_job(conn, schema, queue=queue)
+    own = OwnAction(Action.RESTART_POD, Cause.UNRESPONSIVE, "BeatStale", "no beat", pod="w-1")
+    stale = attempted_at - timedelta(seconds=1)
+    assert (
+        await record_actions_many(db, [ActionRecord(job_id, stale, own.to_json())], schema=schema)
+        == []
+    )
+    assert await record_actions_many(
+        db, [ActionRecord(job_id, attempted_at, own.to_json())], schema=schema
+    ) == [Applied(job_id, "running")]
+    query = ScanQuery(schema=schema, store=HeartbeatStore.TABLE, queues=(queue,))
+    [job] = (await scan(db, query)).jobs
+    assert parse_own_action(job.own_action) == own
+
+    # A later attempt of the same job does not inherit the record.
+    assert await retry(
+        db,
+        RetryRequest(job_id, attempted_at, "lifeguard: Unresponsive/BeatStale: x"),
+        schema=schema,
+    )
+    rj.make_available(conn, schema, job_id)
+    rj.fetch_job(conn, schema, job_id, "worker-2")
+    [job] = (await scan(db, query)).jobs
+    assert job.own_action is None

@@ -51,11 +51,11 @@ class JobFacts:
     infra_retries: int = 0
     # Seconds since a cancel was requested (metadata cancel_attempted_at), if ever.
     cancel_requested_age: float | None = None
-    # River's tags, read only when a rival policy selects by tags (ownership); None: not read.
-    tags: tuple[str, ...] | None = None
     # What Lifeguard did to this attempt and why (metadata "lifeguard:action", JSON text as
     # read; see lifeguard.model.own_action), when it did something.
     own_action: str | None = None
+    # River's tags, read only when a rival policy selects by tags (ownership); None: not read.
+    tags: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import sql
 
 from lifeguard.model.enums import Backoff, HeartbeatStore
+from lifeguard.model.own_action import OWN_ACTION_KEY
 from lifeguard.river.database import RiverDatabase, qualified
 from lifeguard.river.heartbeats import HeartbeatLocation
 from lifeguard.river.sqltext import RFC3339_NOW, json_counter, rfc3339, safe_timestamptz
@@ -48,8 +49,21 @@ class RetryRequest:
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
+    """Cancel one attempt. A `reason` is appended to River's errors (see `lifeguard_error`), so
+    the job's history says why Lifeguard cancelled it: River's own entry only says it was."""
+
     job_id: int
     attempted_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """What Lifeguard is about to do to an attempt and why (an `OwnAction` as JSON)."""
+
+    job_id: int
+    attempted_at: datetime
+    record: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +283,10 @@ async def cancel_many(
   UPDATE {river_job} AS j SET
     metadata = j.metadata || jsonb_build_object(
       'cancel_attempted_at', CASE WHEN {existing_valid} IS NOT NULL THEN {existing} ELSE {now} END,
-      {cancels_key}, {cancels} + 1)
-  FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[]) AS r(id, attempted_at)
+      {cancels_key}, {cancels} + 1),
+    errors = CASE WHEN r.reason = '' THEN j.errors ELSE array_append(j.errors, {error}) END
+  FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[])
+    AS r(id, attempted_at, reason)
   WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
   RETURNING j.id, j.queue
 )
@@ -286,13 +302,48 @@ FROM updated"""
         cancels_key=sql.Literal(CANCELS_KEY),
         cancels=json_counter(sql.SQL("j.metadata"), CANCELS_KEY),
         control_channel=_channel("river_control"),
+        error=_error_entry(),
     )
     params: dict[str, Any] = {
         "ids": [r.job_id for r in requests],
         "attempted_ats": [r.attempted_at for r in requests],
+        "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
         "schema": schema,
     }
     rows = await db.fetch(statement, params, schema=schema, doing=f"cancel {_ids(requests)}")
+    return _applied(rows)
+
+
+async def record_actions_many(
+    db: RiverDatabase, requests: Sequence[ActionRecord], *, schema: str | None
+) -> list[Applied]:
+    """Writes what Lifeguard is about to do under metadata `lifeguard:action`, fenced per
+    attempt, with the database's now() as "at" (a scan reads it only for the attempt that
+    began before it). Called before the action itself: a job that moved on is not acted on,
+    and the record survives an operator restart.
+    """
+    if not requests:
+        return []
+    _no_duplicates(requests)
+    statement = sql.SQL(
+        """UPDATE {river_job} AS j SET
+  metadata = j.metadata || jsonb_build_object({key},
+    r.record::jsonb || jsonb_build_object('at', {now}))
+FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(records)s::text[])
+  AS r(id, attempted_at, record)
+WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
+RETURNING j.id, j.state::text AS state"""
+    ).format(
+        river_job=qualified(schema, "river_job"),
+        key=sql.Literal(OWN_ACTION_KEY),
+        now=RFC3339_NOW,
+    )
+    params: dict[str, Any] = {
+        "ids": [r.job_id for r in requests],
+        "attempted_ats": [r.attempted_at for r in requests],
+        "records": [r.record for r in requests],
+    }
+    rows = await db.fetch(statement, params, schema=schema, doing=f"record {_ids(requests)}")
     return _applied(rows)
 
 
@@ -343,14 +394,17 @@ def _error_entry() -> sql.Composable:
     ).format(now=RFC3339_NOW)
 
 
-def _no_duplicates(requests: Sequence[RetryRequest | CancelRequest | DiscardRequest]) -> None:
+Request = RetryRequest | CancelRequest | DiscardRequest | ActionRecord
+
+
+def _no_duplicates(requests: Sequence[Request]) -> None:
     # UPDATE ... FROM applies one arbitrary match per row; a duplicate would be a silent no-op.
     ids = [r.job_id for r in requests]
     if len(set(ids)) != len(ids):
         raise ValueError(f"a batch names a job more than once: {sorted(ids)}")
 
 
-def _ids(requests: Sequence[RetryRequest | CancelRequest | DiscardRequest]) -> str:
+def _ids(requests: Sequence[Request]) -> str:
     ids = [r.job_id for r in requests]
     shown = ", ".join(str(i) for i in ids[:5])
     more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""

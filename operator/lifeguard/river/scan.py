@@ -14,6 +14,7 @@ from psycopg import sql
 
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.model.observation import JobFacts
+from lifeguard.model.own_action import OWN_ACTION_KEY
 from lifeguard.river.actions import INFRA_RETRIES_KEY
 from lifeguard.river.database import RiverDatabase, qualified
 from lifeguard.river.heartbeats import HeartbeatLocation
@@ -135,7 +136,9 @@ LEFT JOIN LATERAL (
     left({progress}::text, %(progress_chars)s) AS progress,
     coalesce(cardinality(j.errors), 0) AS error_count,
     {infra_retries} AS infra_retries,
-    {cancel_age} AS cancel_requested_age
+    {cancel_age} AS cancel_requested_age,
+    CASE WHEN {own_action_at} >= j.attempted_at THEN (j.metadata -> {own_action_key})::text
+      END AS own_action
   FROM {river_job} AS j {heartbeat_join}
   WHERE {conditions}
   ORDER BY j.id
@@ -148,6 +151,10 @@ LEFT JOIN LATERAL (
         progress=progress,
         infra_retries=json_counter(metadata, INFRA_RETRIES_KEY),
         cancel_age=age_seconds(safe_timestamptz(sql.SQL("(j.metadata ->> 'cancel_attempted_at')"))),
+        own_action_at=safe_timestamptz(
+            sql.SQL("(j.metadata -> {key} ->> 'at')").format(key=sql.Literal(OWN_ACTION_KEY))
+        ),
+        own_action_key=sql.Literal(OWN_ACTION_KEY),
         river_job=qualified(query.schema, "river_job"),
         heartbeat_join=heartbeat_join,
         conditions=sql.SQL(" AND ").join(conditions),
