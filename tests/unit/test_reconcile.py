@@ -179,8 +179,9 @@ def test_a_scan_counts_jobs_by_verdict_in_status_and_gauges() -> None:
 
 # -- de-duplication -------------------------------------------------------------------------
 def test_a_verdict_is_counted_once_per_attempt_however_many_scans_see_it() -> None:
-    first, second, third = cycles(snapshot(HEALTHY), 3)
-    assert len(metric(first, "verdicts", "Healthy")) == 1
+    also_healthy = running_job(job_id=3).on(pod("w-3"))
+    first, second, third = cycles(snapshot(HEALTHY, also_healthy), 3)
+    assert [m.value for m in metric(first, "verdicts", "Healthy")] == [2]
     assert metric(second, "verdicts") == metric(third, "verdicts") == []
 
 

@@ -218,3 +218,25 @@ def test_kind_stats_keep_the_busiest_kinds_with_their_limits() -> None:
     assert len(listed) == 20
     assert listed[0].kind == "k29" and listed[0].adaptive_limit_seconds == 9.0
     assert listed[1].adaptive_limit_seconds is None
+
+
+def test_jobs_of_one_scan_get_their_own_kinds_limits_and_their_own_pods() -> None:
+    policy = spec(tiers=[{"match": {"queues": ["tight"]}, "staleAfter": "20s"}])
+    found = inventory(pod("report-w.1"), pod("report-w.2"))
+    jobs = [
+        job("report-w_1_2026_11_27T08_00_05_000000", id=1, kind="report"),
+        job("report-w_2_2026_11_27T08_00_05_000000", id=2, kind="export", queue="tight"),
+        job("report-w_1_2026_11_27T08_00_05_000000", id=3, kind="export"),
+    ]
+    prefixes = ClientIds.of(policy).prefixes(jobs)
+    pods, nodes = found.freeze("jobs", prefixes, at=0.0)
+    view = InventoryView(pods, nodes, found.nodes_observed)
+    limits = {"report": 600.0, "export": 60.0}
+    first, second, third = observe(jobs, NOW, policy, view, adaptive_limits=limits)
+    assert [o.thresholds.adaptive_limit for o in (first, second, third)] == [600.0, 60.0, 60.0]
+    assert [o.thresholds.stale_after for o in (first, second, third)] == [30.0, 20.0, 30.0]
+    assert [o.pod.name if o.pod else None for o in (first, second, third)] == [
+        "report-w.1",
+        "report-w.2",
+        "report-w.1",
+    ]

@@ -61,8 +61,8 @@ class Metric:
     per_policy: bool = True
 
 
-def inc(name: str, *labels: str) -> Metric:
-    return Metric(name, "inc", labels)
+def inc(name: str, *labels: str, by: float = 1.0) -> Metric:
+    return Metric(name, "inc", labels, value=by)
 
 
 def gauge(name: str, value: float, *labels: str) -> Metric:

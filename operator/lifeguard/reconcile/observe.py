@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from lifeguard.model.client_id import client_id_pod_and_start
-from lifeguard.model.observation import JobFacts, Observation, PodFacts
+from lifeguard.model.observation import JobFacts, Observation, PodFacts, Thresholds
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.thresholds import resolve_thresholds
 from lifeguard.reconcile.snapshot import InventoryView
@@ -52,43 +52,54 @@ def observe(
     adaptive_limits: Mapping[str, float] | None = None,
     client_ids: ClientIds | None = None,
 ) -> list[Observation]:
-    ids = client_ids or ClientIds.of(spec)
-    limits = adaptive_limits or {}
-    return [
-        observation(job, now, spec, view, adaptive_limits=limits, client_ids=ids) for job in jobs
-    ]
+    observer = _Observer(spec, view, adaptive_limits or {}, client_ids or ClientIds.of(spec))
+    return [observer.observation(job, now) for job in jobs]
 
 
-def observation(
-    job: JobFacts,
-    now: datetime,
-    spec: JobPolicySpec,
-    view: InventoryView,
-    *,
-    adaptive_limits: Mapping[str, float],
-    client_ids: ClientIds,
-) -> Observation:
-    thresholds = resolve_thresholds(spec, job.queue, job.kind, job.priority)
-    limit = adaptive_limits.get(job.kind)
-    if limit is not None:
-        thresholds = replace(thresholds, adaptive_limit=limit)
-    mapped = client_ids.map(job.client_id)
-    if mapped is None:
+@dataclass
+class _Observer:
+    """One cycle's joining; thresholds and pods are looked up once per distinct key, since
+    thousands of jobs share a few queues and kinds, and each pod runs many jobs."""
+
+    spec: JobPolicySpec
+    view: InventoryView
+    adaptive_limits: Mapping[str, float]
+    client_ids: ClientIds
+    _thresholds: dict[tuple[str, str, int], Thresholds] = field(default_factory=dict)
+    _pods: dict[Mapped, PodFacts | None] = field(default_factory=dict)
+
+    def observation(self, job: JobFacts, now: datetime) -> Observation:
+        thresholds = self.thresholds(job.queue, job.kind, job.priority)
+        mapped = self.client_ids.map(job.client_id)
+        nodes_observed = self.view.nodes_observed
+        if mapped is None:
+            return Observation(
+                job=job, thresholds=thresholds, now=now, nodes_observed=nodes_observed
+            )
+        if mapped not in self._pods:
+            self._pods[mapped] = _pod_for(self.spec, self.view, *mapped)
+        pod = self._pods[mapped]
         return Observation(
-            job=job, thresholds=thresholds, now=now, nodes_observed=view.nodes_observed
+            job=job,
+            thresholds=thresholds,
+            now=now,
+            pod_name=pod.name if pod else mapped[0],
+            pod=pod,
+            node=self.view.node(pod.node_name) if pod else None,
+            client_started_at=mapped[1],
+            nodes_observed=nodes_observed,
         )
-    prefix, started = mapped
-    pod = _pod_for(spec, view, prefix, started)
-    return Observation(
-        job=job,
-        thresholds=thresholds,
-        now=now,
-        pod_name=pod.name if pod else prefix,
-        pod=pod,
-        node=view.node(pod.node_name) if pod else None,
-        client_started_at=started,
-        nodes_observed=view.nodes_observed,
-    )
+
+    def thresholds(self, queue: str, kind: str, priority: int) -> Thresholds:
+        key = (queue, kind, priority)
+        found = self._thresholds.get(key)
+        if found is None:
+            found = resolve_thresholds(self.spec, queue, kind, priority)
+            limit = self.adaptive_limits.get(kind)
+            if limit is not None:
+                found = replace(found, adaptive_limit=limit)
+            self._thresholds[key] = found
+        return found
 
 
 def _pod_for(

@@ -8,6 +8,7 @@ Snapshot, calls `reconcile`, writes `effects.actions`, passes their outcomes to
 `reconcile` on a snapshot gathered the same way and prints what it decided.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -232,15 +233,19 @@ class _Cycle:
         seen: set[SeenVerdict] = set()
         running: dict[int, tuple[str, float]] = {}
         beat_ages: list[float] = []
+        # New verdicts by (cause, reason): one counter update each, however many jobs.
+        new_verdicts: Counter[tuple[str, str]] = Counter()
         for obs, verdict in judged:
             counts[verdict.cause.value] += 1
             key = (obs.job.id, obs.job.attempted_at, verdict.cause)
             seen.add(key)
             if key not in self.seen_verdicts:
-                self.metrics.append(inc("verdicts", verdict.cause.value, verdict.reason))
+                new_verdicts[verdict.cause.value, verdict.reason] += 1
             if obs.job.beat_age is not None:
                 beat_ages.append(obs.job.beat_age)
             running[obs.job.id] = (obs.job.kind, obs.job.running_for)
+        for (cause, reason), count in sorted(new_verdicts.items()):
+            self.metrics.append(inc("verdicts", cause, reason, by=count))
         if beat_ages:
             self.metrics.append(observe("heartbeat_age", tuple(beat_ages)))
         for cause, count in counts.items():
