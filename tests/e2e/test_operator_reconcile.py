@@ -194,7 +194,7 @@ def test_explain_says_why_it_cannot_scan_and_prints_a_table_and_yaml(
         check=False,
     )
     assert broken.returncode == 1
-    assert "SecretUnreadable" in broken.stderr or "missing" in broken.stderr, broken.stderr
+    assert "SecretNotFound" in broken.stderr and "missing" in broken.stderr, broken.stderr
     control_plane.kubectl("delete", "jp", "no-secret", "-n", EXPLAIN)
 
 

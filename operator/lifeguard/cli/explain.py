@@ -34,7 +34,7 @@ from lifeguard.reconcile import (
 )
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
-from lifeguard.supervisor.connection import ConnectionProblem
+from lifeguard.supervisor.connection import ConnectionProblem, DatabaseSource
 from lifeguard.supervisor.gather import KindStatistics, gather
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
 
@@ -77,27 +77,25 @@ async def gather_and_reconcile(
         leases = None  # the operator goes on without them too
     if leases is not None:
         inventory.observe_leases(leases)
+    # The policy's Secret read as the operator reads it (same reasons when it cannot be).
+    source = DatabaseSource(kube, namespace)
     opened: list[RiverDatabase] = []
 
     async def connect(spec: JobPolicySpec) -> RiverDatabase:
-        secret = spec.database.secret_ref
+        if database_url is None:
+            return await source.database(spec)
         try:
-            dsn = database_url or await kube.read_secret_value(namespace, secret.name, secret.key)
-        except ClusterError as exc:
-            raise ConnectionProblem("SecretUnreadable", str(exc)) from None
-        try:
-            db = RiverDatabase(dsn)
-        except Exception as exc:  # libpq's parser rejects the URL
-            raise ConnectionProblem(
-                "InvalidDatabaseURL", f"not a valid PostgreSQL URL ({type(exc).__name__})"
-            ) from None
-        await db.open()
+            db = RiverDatabase(database_url)
+        except DatabaseError as exc:
+            raise ConnectionProblem("InvalidDatabaseURL", f"--database-url: {exc}") from None
         opened.append(db)
+        await db.open()
         return db
 
     try:
         snapshot, _ = await gather(ref, spec, inventory, connect, KindStatistics())
     finally:
+        await source.close()
         for db in opened:
             await db.close()
     state = configured(ReconcileState(), metadata.get("generation"), policy.get("status"))
