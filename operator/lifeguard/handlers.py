@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from lifeguard.cluster.facts import is_terminal_change
+from lifeguard.cluster.leader import LeaderElector
 from lifeguard.cluster.leases import follow_node_leases
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
 from lifeguard.supervisor.background import keep_running
@@ -38,7 +39,11 @@ class WatchOptions:
     nodes: bool = True
 
 
-def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry:
+def build_registry(
+    fleet: Fleet, options: WatchOptions, elector: LeaderElector | None = None
+) -> kopf.OperatorRegistry:
+    """Every replica runs these handlers: a standby's caches stay as warm as the leader's.
+    Only the fleet's supervisors act, and they run on the leader alone."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -81,10 +86,20 @@ def build_registry(fleet: Fleet, options: WatchOptions) -> kopf.OperatorRegistry
             follow = functools.partial(follow_node_leases, fleet.kube, fleet.inventory)
             background.append(asyncio.create_task(keep_running("the node-Lease follower", follow)))
 
+    if elector is not None:
+
+        @kopf.on.startup(registry=registry)
+        async def campaign(**_: Any) -> None:
+            elector.start()
+
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
         for task in background:
             task.cancel()
+        if elector is not None:
+            # Stops the supervisors (a batch under way is abandoned), then empties the Lease's
+            # holder so that a standby takes over within a retry period.
+            await elector.release()
         await fleet.stop_all()
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)

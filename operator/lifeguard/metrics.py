@@ -96,6 +96,11 @@ class Metrics:
             buckets=_AGE_BUCKETS,
             registry=r,
         )
+        self.leader = Gauge(
+            "lifeguard_leader",
+            "1 while this replica holds the leader Lease and acts; 0 on a standby.",
+            registry=r,
+        )
         self._kinds: set[str] = set()
 
     def kind_label(self, kind: str) -> str:

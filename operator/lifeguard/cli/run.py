@@ -12,11 +12,15 @@ from typing import Any
 
 import kopf
 
+from lifeguard.cluster.election import ElectionTiming, TimingError
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.cluster.kube import KubeClient
+from lifeguard.cluster.kube import KubeClient, current_namespace
+from lifeguard.cluster.leader import LeaderElector
 from lifeguard.handlers import WatchOptions, build_registry
 from lifeguard.metrics import Metrics
+from lifeguard.model.duration import parse_duration
 from lifeguard.supervisor.fleet import Fleet
+from lifeguard.supervisor.leadership import default_identity, default_namespace, elector_for
 
 log = logging.getLogger("lifeguard")
 
@@ -48,7 +52,55 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--health-port", type=int, default=8080, help="serves GET /healthz")
     parser.add_argument("--log-format", choices=("json", "text"), default="text")
     parser.add_argument("--log-level", default="info")
+    election = parser.add_argument_group(
+        "leader election", "replicas elect one leader on a Lease; only the leader acts"
+    )
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect a leader on a coordination.k8s.io Lease (default: on); --no-leader-elect"
+        " acts at once, and two such operators would both act",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default="",
+        metavar="NS",
+        help="the Lease's namespace (default: the operator's own: POD_NAMESPACE, the"
+        " ServiceAccount's, else the kubeconfig's)",
+    )
+    election.add_argument(
+        "--leader-election-name",
+        default="river-lifeguard",
+        metavar="NAME",
+        help="the Lease's name; the chart uses the release's full name",
+    )
+    election.add_argument(
+        "--leader-election-identity",
+        default="",
+        metavar="ID",
+        help="this replica's name in the Lease (default: POD_NAME or the host name, plus a"
+        " random suffix)",
+    )
+    for flag, default, meaning in (
+        ("--lease-duration", "15s", "how long standbys wait, after the Lease last changed, to"
+         " take it over"),
+        ("--renew-deadline", "10s", "how long the leader keeps acting without a successful"
+         " renewal (shorter than the lease duration)"),
+        ("--retry-period", "2s", "how often the leader renews and standbys try"),
+    ):  # fmt: skip
+        election.add_argument(
+            flag, type=_duration, default=parse_duration(default), metavar="DURATION",
+            help=f"{meaning} (default {default})",
+        )  # fmt: skip
     parser.set_defaults(handler=run)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class JsonFormatter(logging.Formatter):
@@ -125,7 +177,28 @@ async def _nodes_readable(kube: KubeClient) -> bool:
     return await kube.list_nodes() is not None
 
 
+def _elector(args: argparse.Namespace, kube: KubeClient, fleet: Fleet) -> LeaderElector | None:
+    if not args.leader_elect:
+        log.warning("leader election off: this replica acts alone; never run two of it")
+        return None
+    timing = ElectionTiming(args.lease_duration, args.renew_deadline, args.retry_period).check()
+    return elector_for(
+        fleet,
+        kube.api_client,
+        namespace=args.leader_election_namespace or default_namespace(current_namespace()),
+        name=args.leader_election_name,
+        identity=args.leader_election_identity or default_identity(),
+        timing=timing,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.leader_elect:
+        try:
+            ElectionTiming(args.lease_duration, args.renew_deadline, args.retry_period).check()
+        except TimingError as exc:
+            print(f"lifeguard run: {exc}", file=sys.stderr)
+            return 2
     limit_malloc_arenas()
     trim_malloc_periodically()
     configure_logging(args.log_format, args.log_level)
@@ -139,19 +212,27 @@ def run(args: argparse.Namespace) -> int:
     kube.reachability.on_change = metrics.apiserver_changed
     metrics.serve(args.metrics_port)
     fleet = Fleet(kube=kube, inventory=inventory, metrics=metrics)
-    registry = build_registry(fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes))
+    elector = _elector(args, kube, fleet)
+    registry = build_registry(
+        fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes), elector
+    )
     scope: dict[str, Any] = (
         {"clusterwide": True} if args.all_namespaces or not args.namespace else {}
     )
     if args.namespace:
         scope = {"namespaces": args.namespace}
     log.info(
-        "starting: %s, pods %s, nodes %s, metrics :%d, health :%d",
+        "starting: %s, pods %s, nodes %s, metrics :%d, health :%d, %s",
         "all namespaces" if "clusterwide" in scope else ", ".join(args.namespace),
         args.pod_selector or "(all)",
         "watched" if nodes else "not watched",
         args.metrics_port,
         args.health_port,
+        (
+            f"leader election on {elector.lock.describe()} as {elector.identity}"
+            if elector
+            else "no leader election"
+        ),
     )
     kopf.run(
         registry=registry,

@@ -153,6 +153,11 @@ class KubeClient:
         reach.succeeded()
         return result
 
+    @property
+    def api_client(self) -> kubernetes.client.ApiClient:
+        """The configured client, for callers that need an API group of their own."""
+        return self._api
+
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
             secret = await self._call(

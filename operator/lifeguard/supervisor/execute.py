@@ -7,7 +7,7 @@ done twice, and no successor is touched.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
 from lifeguard.model.enums import Action
@@ -18,6 +18,14 @@ from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
 
 
+def always() -> bool:
+    return True
+
+
+class LeadershipLost(Exception):
+    """The replica's leadership ended before a batch: nothing more is written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where the actions of one policy go."""
@@ -26,6 +34,9 @@ class Target:
     schema: str | None
     kube: KubeClient
     namespace: str
+    # The leadership guard, asked before every batch: a leader whose term ran out by its own
+    # clock (frozen, cut off from the apiserver) must not write what it decided before.
+    may_act: Callable[[], bool] = field(default=always)
 
 
 Writer = Callable[[Sequence[PlannedAction], Target], Awaitable[list[Outcome]]]
@@ -122,13 +133,19 @@ WRITERS: dict[Action, Writer] = {
 
 
 async def execute(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
-    """Writes every action; one failing kind of write does not stop the others."""
+    """Writes every action; one failing kind of write does not stop the others.
+
+    Raises LeadershipLost, before a batch, when this replica may no longer act.
+    """
     by_action: dict[Action, list[PlannedAction]] = {}
     for action in actions:
         by_action.setdefault(action.action, []).append(action)
     outcomes: list[Outcome] = []
     for kind, write in WRITERS.items():
         if kind in by_action:
+            if not to.may_act():
+                pending = sum(len(batch) for batch in by_action.values())
+                raise LeadershipLost(f"{pending} actions not taken, {len(outcomes)} taken")
             outcomes += await write(by_action.pop(kind), to)
     for kind, left in by_action.items():
         outcomes += [Outcome(a, Result.FAILED, f"no way to write {kind}") for a in left]

@@ -1,24 +1,53 @@
-"""All supervisors of one operator process, keyed by policy, sharing the pod and node caches."""
+"""All supervisors of one operator process, keyed by policy, sharing the pod and node caches.
+
+Only a leader supervises. Every replica learns each policy's spec from kopf's handlers and keeps
+it here; a standby starts no supervisor (no scan, no write) until it leads, and a leader that
+steps down stops them all.
+"""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.cluster.kube import KubeClient
+from lifeguard.cluster.kube import ClusterError, KubeClient
 from lifeguard.metrics import Metrics
 from lifeguard.model.observation import PodFacts
+from lifeguard.supervisor.execute import always
 from lifeguard.supervisor.loop import Supervisor
 from lifeguard.supervisor.policy import PolicyRef
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class PolicyConfig:
+    """What kopf last told this replica about a policy."""
+
+    ref: PolicyRef
+    spec: Mapping[str, Any]
+    generation: int | None
+    status: Mapping[str, Any] | None
+
+
 class Fleet:
-    def __init__(self, *, kube: KubeClient, inventory: Inventory, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        kube: KubeClient,
+        inventory: Inventory,
+        metrics: Metrics,
+        may_act: Callable[[], bool] = always,
+        leading: bool = True,
+    ) -> None:
         self.kube = kube
         self.inventory = inventory
         self.metrics = metrics
+        # Asked before every action batch: False once this replica's leadership is over.
+        self.may_act = may_act
+        self.leading = leading
+        self._policies: dict[tuple[str, str], PolicyConfig] = {}
         self._supervisors: dict[tuple[str, str], Supervisor] = {}
 
     async def apply(
@@ -27,9 +56,13 @@ class Fleet:
         spec: Mapping[str, Any],
         generation: int | None,
         status: Mapping[str, Any] | None,
-    ) -> Supervisor:
-        """Starts the policy's supervisor, or hands the running one its new spec."""
+    ) -> Supervisor | None:
+        """Starts the policy's supervisor, or hands the running one its new spec; a standby
+        only remembers the spec."""
         key = (ref.namespace, ref.name)
+        self._policies[key] = PolicyConfig(ref, spec, generation, status)
+        if not self.leading:
+            return None
         supervisor = self._supervisors.get(key)
         if supervisor is not None and supervisor.ref.uid != ref.uid:
             # Deleted and created again while the deletion went unseen: a new object.
@@ -37,7 +70,11 @@ class Fleet:
             supervisor = None
         if supervisor is None:
             supervisor = Supervisor(
-                ref, kube=self.kube, inventory=self.inventory, metrics=self.metrics
+                ref,
+                kube=self.kube,
+                inventory=self.inventory,
+                metrics=self.metrics,
+                may_act=self.may_act,
             )
             self._supervisors[key] = supervisor
             log.info("policy %s: supervising", ref)
@@ -46,6 +83,10 @@ class Fleet:
         return supervisor
 
     async def remove(self, namespace: str, name: str) -> None:
+        self._policies.pop((namespace, name), None)
+        await self._stop(namespace, name)
+
+    async def _stop(self, namespace: str, name: str) -> None:
         supervisor = self._supervisors.pop((namespace, name), None)
         if supervisor is not None:
             await supervisor.stop()
@@ -53,7 +94,29 @@ class Fleet:
 
     async def stop_all(self) -> None:
         for namespace, name in list(self._supervisors):
-            await self.remove(namespace, name)
+            await self._stop(namespace, name)
+
+    async def lead(self) -> None:
+        """This replica became leader: supervise every known policy, from its current status.
+
+        The status is read again because the previous leader kept writing it (totals, recent
+        actions) while this replica stood by.
+        """
+        self.leading = True
+        for config in list(self._policies.values()):
+            status = config.status
+            try:
+                current = await self.kube.get_policy(config.ref.namespace, config.ref.name)
+            except ClusterError as exc:
+                log.warning("policy %s: status not read again: %s", config.ref, exc)
+            else:
+                status = current.get("status") or {}
+            await self.apply(config.ref, config.spec, config.generation, status)
+
+    async def step_down(self) -> None:
+        """Leadership is over: stop every supervisor, abandoning a batch under way."""
+        self.leading = False
+        await self.stop_all()
 
     def pod_ended(self, pod: PodFacts) -> None:
         """The fast path: tell the policies of the pod's namespace at once."""

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lifeguard.cluster.inventory import Inventory
@@ -31,7 +31,7 @@ from lifeguard.reconcile import (
 )
 from lifeguard.supervisor.apply import patch_status, post_events, record_metrics, write_logs
 from lifeguard.supervisor.connection import DatabaseSource
-from lifeguard.supervisor.execute import Target, execute
+from lifeguard.supervisor.execute import LeadershipLost, Target, always, execute
 from lifeguard.supervisor.gather import KindStatistics, gather
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
 
@@ -45,9 +45,19 @@ class Supervisor:
     """The loop for one JobPolicy."""
 
     def __init__(
-        self, ref: PolicyRef, *, kube: KubeClient, inventory: Inventory, metrics: Metrics
+        self,
+        ref: PolicyRef,
+        *,
+        kube: KubeClient,
+        inventory: Inventory,
+        metrics: Metrics,
+        may_act: Callable[[], bool] = always,
     ) -> None:
         self.ref = ref
+        # The leadership guard (see Fleet): asked before the scan, before every action batch
+        # and before the cycle's Events and status, so that a leader whose term ran out by its
+        # own clock writes nothing more.
+        self._may_act = may_act
         self._kube = kube
         self._inventory = inventory
         self._metrics = metrics
@@ -117,6 +127,9 @@ class Supervisor:
     async def cycle(self) -> None:
         """One gather → reconcile → execute → feed outcomes → report round."""
         started = time.monotonic()
+        if not self._may_act():
+            log.info("policy %s: not leading, no scan", self.ref)
+            return
         spec = self._spec
         if self._configured is not None:
             self._state = configured(self._state, *self._configured)
@@ -133,15 +146,22 @@ class Supervisor:
             self._state, effects = reconcile(snapshot, self._state, spec)
             outcomes: list[Outcome] = []
             if effects.actions and db is not None and valid is not None:
-                target = Target(db, valid.database.schema_, self._kube, self.ref.namespace)
+                target = Target(
+                    db, valid.database.schema_, self._kube, self.ref.namespace, self._may_act
+                )
                 outcomes = await execute(effects.actions, target)
             self._state, effects = feed_outcomes(snapshot, self._state, effects, outcomes)
             write_logs(self.ref, effects)
             record_metrics(self.ref, effects, self._metrics)
+            if not self._may_act():
+                raise LeadershipLost("no Events or status")
             await post_events(self.ref, effects, self._kube)
             if effects.status is not None and await patch_status(
                 self.ref, effects.status, self._kube
             ):
                 self._state = patched(self._state, effects.status, time.monotonic())
+        except LeadershipLost as exc:
+            # The elector steps down and stops this supervisor; nothing here may write.
+            log.warning("policy %s: leadership lost mid-cycle: %s", self.ref, exc)
         finally:
             self._metrics.scan_duration.labels(str(self.ref)).observe(time.monotonic() - started)
