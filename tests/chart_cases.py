@@ -75,15 +75,27 @@ def grants(rules: Iterable[Obj], group: str, resource: str, verb: str) -> bool:
 
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+LEADER_ROLE_SUFFIX = "-leader-election"
 
 
 def roles(objects: Iterable[Obj]) -> dict[str, list[Obj]]:
-    """The rules of every Role in a watched namespace, by namespace (not node Leases')."""
+    """The rules of every Role in a watched namespace, by namespace (not node Leases', not
+    leader election's)."""
     return {
         r["metadata"]["namespace"]: r["rules"]
         for r in by_kind(objects, "Role")
         if r["metadata"]["namespace"] != NODE_LEASE_NAMESPACE
+        and not r["metadata"]["name"].endswith(LEADER_ROLE_SUFFIX)
     }
+
+
+def leader_role(objects: Iterable[Obj]) -> Obj:
+    """The Role that lets the replicas elect a leader on the release's Lease."""
+    found = [
+        r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith(LEADER_ROLE_SUFFIX)
+    ]
+    assert len(found) == 1, f"expected one leader election Role, found {len(found)}"
+    return found[0]
 
 
 def lease_rules(objects: Iterable[Obj]) -> list[Obj]:

@@ -275,6 +275,45 @@ def test_cluster_wide_release_may_do_nothing_else(installed: Installed, ask: Ask
     assert not can(installed.cluster, CLUSTER_SA, *ask)
 
 
+NAMESPACED_LEASE = f"leases.coordination.k8s.io/{NAMESPACED_RELEASE}-river-lifeguard"
+CLUSTER_LEASE = f"leases.coordination.k8s.io/{CLUSTER_RELEASE}-river-lifeguard"
+LEADER_ELECTION: list[tuple[str, str, str, bool]] = [
+    # (verb, lease or leases/NAME, namespace, allowed): its own Lease only, and no creating.
+    ("get", NAMESPACED_LEASE, NAMESPACED_HOME, True),
+    ("update", NAMESPACED_LEASE, NAMESPACED_HOME, True),
+    ("create", "events", NAMESPACED_HOME, True),
+    ("patch", NAMESPACED_LEASE, NAMESPACED_HOME, False),
+    ("delete", NAMESPACED_LEASE, NAMESPACED_HOME, False),
+    ("create", "leases.coordination.k8s.io", NAMESPACED_HOME, False),
+    ("update", "leases.coordination.k8s.io/other", NAMESPACED_HOME, False),
+    ("get", "leases.coordination.k8s.io/other", NAMESPACED_HOME, False),
+    ("list", "leases.coordination.k8s.io", NAMESPACED_HOME, False),
+    ("update", CLUSTER_LEASE, CLUSTER_HOME, False),  # the other release's
+    ("update", "leases.coordination.k8s.io/kube-controller-manager", "kube-system", False),
+    ("update", NAMESPACED_LEASE, WATCHED_1, False),  # the same name elsewhere
+]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace", "allowed"),
+    LEADER_ELECTION,
+    ids=[f"{v}-{r.rsplit('/', 1)[-1]}-{ns}" for v, r, ns, _ in LEADER_ELECTION],
+)
+def test_the_release_may_write_its_own_lease_and_no_other(
+    installed: Installed, verb: str, resource: str, namespace: str, allowed: bool
+) -> None:
+    args = ["auth", "can-i", verb, resource, f"--as={NAMESPACED_SA}", "-n", namespace]
+    answer = installed.cluster.kubectl(*args, check=False).stdout.strip()
+
+    assert answer == ("yes" if allowed else "no"), f"kubectl {' '.join(args)}: {answer!r}"
+
+
+def test_the_chart_creates_the_lease_with_an_empty_record(installed: Installed) -> None:
+    lease = installed.cluster.kubectl_json("get", NAMESPACED_LEASE, "-n", NAMESPACED_HOME)
+
+    assert lease.get("spec", {}) == {}  # type: ignore[union-attr]
+
+
 def test_reading_a_secret_outside_the_watched_namespaces_is_forbidden(
     installed: Installed,
 ) -> None:

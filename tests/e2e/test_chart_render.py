@@ -6,6 +6,7 @@ apiserver's view of the same renderings is in test_chart_apiserver.py.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 
 from chart_cases import (
     CASES,
+    LEADER_ROLE_SUFFIX,
     NODE_LEASE_NAMESPACE,
     RELEASE_NAMESPACE,
     SERVICE_MONITOR_API,
@@ -22,6 +24,7 @@ from chart_cases import (
     cluster_rules,
     container,
     grants,
+    leader_role,
     lease_rules,
     one,
     roles,
@@ -67,14 +70,18 @@ def test_lint_strict_passes(case: ChartCase) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_deployment_is_one_recreated_replica_with_liveness_and_metrics(case: ChartCase) -> None:
+def test_deployment_is_two_rolling_replicas_with_liveness_and_metrics(case: ChartCase) -> None:
     objects = rendered(case)
     deployment = one(objects, "Deployment")
     operator = container(objects)
     ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
 
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    # A new pod starts before an old one stops: an upgrade always leaves a replica watching.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     assert ports == {"metrics": 9090, "health": 8080}
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert operator["args"][0] == "run"
@@ -116,6 +123,7 @@ def test_namespaced_mode_passes_each_namespace_and_binds_a_role_in_each() -> Non
         b["metadata"]["namespace"]: b
         for b in by_kind(objects, "RoleBinding")
         if b["metadata"]["namespace"] != NODE_LEASE_NAMESPACE
+        and not b["metadata"]["name"].endswith(LEADER_ROLE_SUFFIX)
     }
 
     assert args_of(case)[1:5] == ["--namespace", WATCHED[0], "--namespace", WATCHED[1]]
@@ -220,8 +228,108 @@ def test_bring_your_own_rbac_creates_no_account_or_roles_and_uses_the_named_acco
     objects = rendered(case_named("bring-your-own-rbac"))
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
 
-    assert {o["kind"] for o in objects} == {"Deployment"}
+    # The Lease and the budget are no permissions: they come with the release either way.
+    assert {o["kind"] for o in objects} == {"Deployment", "Lease", "PodDisruptionBudget"}
     assert pod["serviceAccountName"] == "lifeguard"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_replicas_campaign_for_the_releases_own_lease_with_the_default_timings(
+    case: ChartCase,
+) -> None:
+    objects = rendered(case)
+    args = container(objects)["args"]
+    lease = one(objects, "Lease")
+    name = one(objects, "Deployment")["metadata"]["name"]
+
+    assert lease["metadata"] == {**lease["metadata"], "name": name, "namespace": RELEASE_NAMESPACE}
+    # The chart leaves the spec to the replicas: an upgrade never rewrites the leader's record.
+    assert lease["spec"] == {}
+    flags = dict(itertools.pairwise(args))
+    assert flags["--leader-election-name"] == name
+    assert (flags["--lease-duration"], flags["--renew-deadline"], flags["--retry-period"]) == (
+        "15s", "10s", "2s",
+    )  # fmt: skip
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in
+           container(objects)["env"]}  # fmt: skip
+    assert env["POD_NAMESPACE"] == "metadata.namespace"  # the Lease's namespace
+    assert env["POD_NAME"] == "metadata.name"  # the replica's identity
+
+
+def test_leader_role_writes_only_the_releases_lease_and_cannot_create_one() -> None:
+    objects = rendered(case_named("defaults"))
+    role = leader_role(objects)
+    name = one(objects, "Deployment")["metadata"]["name"]
+
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": [name], "verbs": ["get", "update"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]  # fmt: skip
+    binding = [
+        b
+        for b in by_kind(objects, "RoleBinding")
+        if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding[0]["subjects"][0]["name"] == one(objects, "ServiceAccount")["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("values", "budget"),
+    [
+        ({}, {"minAvailable": 1}),
+        ({"podDisruptionBudget": {"maxUnavailable": 1}}, {"maxUnavailable": 1}),
+        ({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}}, {"minAvailable": 2}),
+        ({"replicaCount": 1}, None),
+        ({"podDisruptionBudget": {"enabled": False}}, None),
+    ],
+    ids=["default", "max-unavailable", "three-replicas", "one-replica", "disabled"],
+)
+def test_disruption_budget_keeps_one_replica_and_only_with_more_than_one(
+    values: dict[str, Any], budget: dict[str, int] | None
+) -> None:
+    found = by_kind(helm.render(values, namespace=RELEASE_NAMESPACE), "PodDisruptionBudget")
+
+    if budget is None:
+        assert found == []
+    else:
+        spec = dict(found[0]["spec"])
+        spec.pop("selector")
+        assert spec == budget
+
+
+def test_replicas_prefer_different_nodes_and_leave_a_lost_node_soon() -> None:
+    pod = one(rendered(case_named("defaults")), "Deployment")["spec"]["template"]["spec"]
+    preferred = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    tolerations = {t["key"]: t for t in pod["tolerations"]}
+
+    assert preferred[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert (
+        preferred[0]["podAffinityTerm"]["labelSelector"]["matchLabels"]
+        == (one(rendered(case_named("defaults")), "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        assert tolerations[key] == {
+            "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30,
+        }  # fmt: skip
+
+
+def test_affinity_and_tolerations_values_replace_and_extend_the_defaults() -> None:
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "pool", "operator": "In", "values": ["system"]}]}]}}}  # fmt: skip
+    extra = {"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}
+    objects = helm.render(
+        {"affinity": own, "tolerations": [extra], "nodeFailureTolerationSeconds": 10}
+    )
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+
+    assert pod["affinity"] == own
+    assert extra in pod["tolerations"]
+    assert {t.get("tolerationSeconds") for t in pod["tolerations"]} == {10, None}
 
 
 def test_metrics_case_renders_service_monitor_dashboard_and_budget() -> None:
@@ -235,7 +343,7 @@ def test_metrics_case_renders_service_monitor_dashboard_and_budget() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert '"legendFormat": "{{cause}}"' in dashboard["data"]["river-lifeguard.json"]
-    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 0
+    assert one(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
 def test_defaults_render_no_optional_objects() -> None:
@@ -243,6 +351,7 @@ def test_defaults_render_no_optional_objects() -> None:
 
     assert kinds == {
         "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "Lease", "PodDisruptionBudget",
     }  # fmt: skip
 
 
@@ -271,9 +380,11 @@ def _rejection(values: dict[str, Any], api_versions: tuple[str, ...] = ()) -> st
         ({"watch": {"namespaces": ["Team_A"]}}, "at '/watch/namespaces/0'"),
         ({"restart": {"enabled": False}}, "additional properties 'restart' not allowed"),
         ({"watch": {"podSelectr": "a=b"}}, "at '/watch': additional properties 'podSelectr'"),
+        ({"replicaCount": 0}, "at '/replicaCount'"),
+        ({"leaderElection": {"leaseDuration": "15"}}, "at '/leaderElection/leaseDuration'"),
     ],
     ids=["wrong-bool", "wrong-list", "port-range", "enum", "namespace-name", "unknown-key",
-         "misspelt-nested-key"],
+         "misspelt-nested-key", "no-replicas", "duration-without-unit"],
 )  # fmt: skip
 def test_schema_rejects_wrong_values_naming_the_field(values: dict[str, Any], message: str) -> None:
     stderr = _rejection(values)

@@ -5,6 +5,7 @@ Pure file checks; helm's own rendering is tested in tests/e2e/test_chart_render.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import tomllib
@@ -16,6 +17,9 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from lifeguard.cli import run
+from lifeguard.model.duration import DURATION_PATTERN, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "river-lifeguard"
@@ -33,6 +37,7 @@ METRICS = [
     "lifeguard_circuit_open",
     "lifeguard_running_jobs",
     "lifeguard_database_errors_total",
+    "lifeguard_leader",
 ]
 
 
@@ -78,6 +83,22 @@ def _keys(values: dict[str, Any], schema: dict[str, Any], path: str = "") -> Ite
 
 def test_every_default_value_is_described_by_the_schema() -> None:
     assert list(_keys(VALUES, SCHEMA)) == []
+
+
+def test_chart_leader_election_defaults_are_the_operators() -> None:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    run.register(subparsers)
+    flags = parser.parse_args(["run"])
+    election = VALUES["leaderElection"]
+
+    assert parse_duration(election["leaseDuration"]) == flags.lease_duration
+    assert parse_duration(election["renewDeadline"]) == flags.renew_deadline
+    assert parse_duration(election["retryPeriod"]) == flags.retry_period
+    for key in ("leaseDuration", "renewDeadline", "retryPeriod"):
+        assert SCHEMA["properties"]["leaderElection"]["properties"][key]["pattern"] == (
+            DURATION_PATTERN
+        )
 
 
 def test_every_top_level_value_is_documented_in_values_yaml() -> None:
