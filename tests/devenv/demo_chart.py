@@ -35,6 +35,11 @@ def uninstall_chart(plane: ControlPlane, release: str, namespace: str) -> None:
     helm.uninstall(release, namespace, plane.kubeconfig)
 
 
+def chart_lease(plane: ControlPlane, release: str, namespace: str) -> tuple[str, str]:
+    """The release's leader Lease (namespace, name), which the chart creates."""
+    return namespace, _only_name(plane, "lease", release, namespace).split("/", 1)[1]
+
+
 def _only_name(plane: ControlPlane, resource: str, release: str, namespace: str) -> str:
     done = plane.kubectl(
         "get", resource, "-n", namespace, "-o", "name",
@@ -86,10 +91,14 @@ def start_chart_operator(
     account: str,
     namespace: str,
     watched: list[str],
+    *,
+    release: str,
     name: str = "operator",
 ) -> OperatorProcess:
-    """`lifeguard run --namespace ...` as the chart's ServiceAccount, as the chart would run it."""
+    """`lifeguard run --namespace ...` as the chart's ServiceAccount, as the chart would run it:
+    campaigning for the release's Lease (the only one its Role may write)."""
     kubeconfig = service_account_kubeconfig(
         plane, account, namespace, state_dir / f"{name}.kubeconfig"
     )
-    return start_operator(state_dir, kubeconfig, name=name, namespaces=watched)
+    lease = chart_lease(plane, release, namespace)
+    return start_operator(state_dir, kubeconfig, name=name, namespaces=watched, lease=lease)

@@ -172,6 +172,7 @@ class Demo:
             account,
             stage.release_namespace,
             [stage.namespace],
+            release=stage.release,
             name=stage.operator_name,
         )
 

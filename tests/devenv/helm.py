@@ -120,5 +120,19 @@ def install(
         )  # fmt: skip
 
 
+def upgrade(
+    release: str,
+    namespace: str,
+    values: Mapping[str, Any],
+    kubeconfig: Path,
+) -> subprocess.CompletedProcess[str]:
+    """`helm upgrade` of an installed release to the chart with `values` (no --wait)."""
+    with values_file(values) as path:
+        return helm(
+            "upgrade", release, str(CHART), "--namespace", namespace,
+            "--values", str(path), kubeconfig=kubeconfig,
+        )  # fmt: skip
+
+
 def uninstall(release: str, namespace: str, kubeconfig: Path) -> None:
     helm("uninstall", release, "--namespace", namespace, kubeconfig=kubeconfig, check=False)

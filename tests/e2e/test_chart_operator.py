@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from devenv.controlplane import ControlPlane
-from devenv.demo_chart import install_chart, service_account_kubeconfig, uninstall_chart
+from devenv.demo_chart import (
+    chart_lease,
+    install_chart,
+    service_account_kubeconfig,
+    uninstall_chart,
+)
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent_kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
@@ -48,7 +53,13 @@ def chart_world(
     kubeconfig = service_account_kubeconfig(
         control_plane, account, RELEASE_NS, state_dir / "chart-operator.kubeconfig"
     )
-    operator = start_operator(state_dir, kubeconfig, name="operator-chart", namespaces=[WATCHED])
+    operator = start_operator(
+        state_dir,
+        kubeconfig,
+        name="operator-chart",
+        namespaces=[WATCHED],
+        lease=chart_lease(control_plane, RELEASE, RELEASE_NS),
+    )
     world.apply_policy("workers", fast_policy_spec())
     yield world, operator, kubeconfig
     operator.stop()
