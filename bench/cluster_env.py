@@ -6,9 +6,7 @@ example worker's own `insert`, deletions.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from devenv.nodeagent_kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate
-from devenv.scenario import WORKER_LABELS, Scenario, install_crd, new_world, wait_for
+from devenv.scenario import WORKER_LABELS, Scenario, install_crd, new_world
 from devenv.worker import build_worker
 from lifeguard.river import heartbeat_table_ddl
 
@@ -123,66 +121,21 @@ def pod_body(
     env: dict[str, str] | None = None,
     memory: str | None = None,
 ) -> dict[str, Any]:
-    """A worker pod as Scenario.worker_pod makes it, pinned to `node`."""
-    variables = {"DATABASE_URL": world.dsn, "WORKER_QUEUES": queue, **WORKER_ENV, **(env or {})}
-    container: dict[str, Any] = {
-        "name": "worker",
-        "image": "lifeguard/example-worker:dev",
-        "command": ["worker", "run"],
-        "env": [{"name": k, "value": v} for k, v in variables.items()],
-    }
-    if memory:
-        container["resources"] = {"limits": {"memory": memory}}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": dict(WORKER_LABELS)},
-        "spec": {
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 5,
-            "nodeName": node,
-            "containers": [container],
-        },
-    }
+    """A worker pod as Scenario.worker_pod makes it, pinned to `node`, beating as by default."""
+    return world.worker_pod_body(
+        name, queue, node=node, env={**WORKER_ENV, **(env or {})}, memory=memory
+    )
 
 
 def start_pods(world: Scenario, bodies: list[dict[str, Any]]) -> list[str]:
-    """Creates the pods at once, then waits until every one runs."""
-    for body in bodies:
-        world.kube.create(f"/api/v1/namespaces/{world.namespace}/pods", body)
-        world.pods.append(body["metadata"]["name"])
-    names = [b["metadata"]["name"] for b in bodies]
-    for name in names:
-        wait_for(lambda n=name: pod_running(world, n), 90, f"pod {name} to run")  # type: ignore[misc]
-    return names
-
-
-def pod_running(world: Scenario, name: str) -> bool:
-    statuses = ((world.pod(name) or {}).get("status") or {}).get("containerStatuses") or []
-    return bool(statuses and (statuses[0].get("state") or {}).get("running"))
+    """Creates the pods at once, then waits until every one runs (a loaded node takes longer)."""
+    return world.start_pods(bodies, timeout=90)
 
 
 def enqueue(
     world: Scenario, kind: str, args: dict[str, Any], queue: str, count: int = 1
 ) -> list[int]:
-    argv = [str(world.worker), "insert", "--kind", kind, "--args", _json(args), "--queue", queue]
-    argv += ["--count", str(count)]
-    done = subprocess.run(
-        argv,
-        env={"DATABASE_URL": world.dsn, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"worker insert failed: {done.stdout}{done.stderr}")
-    ids: list[int] = json.loads(done.stdout.strip().splitlines()[-1])
-    return ids
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
+    return world.enqueue_many(kind, args, queue=queue, count=count)
 
 
 def delete_pods(world: Scenario, names: list[str]) -> None:

@@ -149,6 +149,33 @@ class Scenario:
         grace_seconds: int = 5,
     ) -> str:
         """Starts a pod running the example River worker on `queue`; waits until it runs."""
+        body = self.worker_pod_body(
+            name,
+            queue,
+            env=env,
+            memory=memory,
+            node=node,
+            restart_policy=restart_policy,
+            labels=labels,
+            grace_seconds=grace_seconds,
+        )
+        self.start_pods([body])
+        return name
+
+    def worker_pod_body(
+        self,
+        name: str,
+        queue: str,
+        *,
+        env: dict[str, str] | None = None,
+        memory: str | None = None,
+        node: str | None = None,
+        restart_policy: str = "Never",
+        labels: dict[str, str] | None = None,
+        grace_seconds: int = 5,
+    ) -> Json:
+        """The manifest of a pod running the example River worker on `queue` (beats every 1 s
+        unless `env` says otherwise)."""
         variables = {
             "DATABASE_URL": self.dsn,
             "WORKER_QUEUES": queue,
@@ -172,18 +199,22 @@ class Scenario:
         }
         if node:
             spec["nodeName"] = node
-        self.kube.create(
-            f"/api/v1/namespaces/{self.namespace}/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "labels": {**WORKER_LABELS, **(labels or {})}},
-                "spec": spec,
-            },
-        )
-        self.pods.append(name)
-        wait_for(lambda: self._running(name), 60, f"pod {name} to run")
-        return name
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {**WORKER_LABELS, **(labels or {})}},
+            "spec": spec,
+        }
+
+    def start_pods(self, bodies: list[Json], timeout: float = 60) -> list[str]:
+        """Creates the pods at once, then waits until every one runs."""
+        names = [str(body["metadata"]["name"]) for body in bodies]
+        for body in bodies:
+            self.kube.create(f"/api/v1/namespaces/{self.namespace}/pods", body)
+            self.pods.append(body["metadata"]["name"])
+        for name in names:
+            wait_for(lambda n=name: self.running(n), timeout, f"pod {name} to run")  # type: ignore[misc]
+        return names
 
     def pod(self, name: str) -> Json | None:
         try:
@@ -198,7 +229,8 @@ class Scenario:
             f"/api/v1/namespaces/{self.namespace}/pods/{name}", {"gracePeriodSeconds": grace}
         )
 
-    def _running(self, name: str) -> bool:
+    def running(self, name: str) -> bool:
+        """Whether the pod's (first) container runs."""
         pod = self.pod(name)
         statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
         return bool(statuses and (statuses[0].get("state") or {}).get("running"))
@@ -207,6 +239,19 @@ class Scenario:
     def enqueue(
         self, kind: str, args: Json | None = None, *, queue: str, max_attempts: int = 0
     ) -> int:
+        """Inserts one job with the example worker's own `insert`; its id."""
+        return self.enqueue_many(kind, args, queue=queue, max_attempts=max_attempts)[0]
+
+    def enqueue_many(
+        self,
+        kind: str,
+        args: Json | None = None,
+        *,
+        queue: str,
+        count: int = 1,
+        max_attempts: int = 0,
+    ) -> list[int]:
+        """Inserts `count` identical jobs with one `insert`; their ids."""
         argv = [
             str(self.worker),
             "insert",
@@ -216,6 +261,8 @@ class Scenario:
             json.dumps(args or {}),
             "--queue",
             queue,
+            "--count",
+            str(count),
         ]
         if max_attempts:
             argv += ["--max-attempts", str(max_attempts)]
@@ -227,7 +274,7 @@ class Scenario:
         )
         assert done.returncode == 0, f"worker insert: {done.stdout}{done.stderr}"
         ids: list[int] = json.loads(done.stdout.strip().splitlines()[-1])
-        return ids[0]
+        return ids
 
     def job(self, job_id: int) -> Json:
         table = f'"{self.schema}".river_job' if self.schema else "river_job"
