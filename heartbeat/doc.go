@@ -20,6 +20,10 @@
 // such as health_check_at, at the cost of rewriting the whole job row (and its
 // GIN-indexed metadata) on every beat.
 //
+// The Table store's row of a job is removed once its Work has returned and
+// River has recorded the outcome, so the table holds about one row per
+// running job; the operator prunes the rows of workers that died mid-job.
+//
 // Usage:
 //
 //	mw, err := heartbeat.NewMiddleware(pool, heartbeat.Config{Schema: schema})

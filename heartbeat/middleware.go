@@ -18,9 +18,10 @@ const progressEvery = time.Second
 type Middleware struct {
 	river.MiddlewareDefaults
 
-	db     DB
-	cfg    Config
-	writer writer
+	db      DB
+	cfg     Config
+	writer  writer
+	sweeper *sweeper // nil for stores without rows of their own (Metadata)
 }
 
 var _ rivertype.WorkerMiddleware = (*Middleware)(nil)
@@ -39,11 +40,16 @@ func NewMiddleware(db DB, cfg Config) (*Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Middleware{db: db, cfg: cfg, writer: w}, nil
+	m := &Middleware{db: db, cfg: cfg, writer: w}
+	if _, ok := cfg.Store.(tableStore); ok {
+		m.sweeper = newSweeper(db, cfg.Schema, cfg.Logger)
+	}
+	return m, nil
 }
 
 // Work runs the job with a heartbeat goroutine beside it: a beat before the
-// job's code starts, one every Interval, and a last one when Work returns. Beats go on
+// job's code starts, one every Interval, and a last one when Work returns (the
+// Table store's row is removed once River has recorded the outcome). Beats go on
 // while Work runs even after the job's context is cancelled: a job deaf to
 // cancellation is still a live process, and the operator must see that. The
 // goroutine has exited before Work returns, so no write can land after River
@@ -70,6 +76,10 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	defer func() { // also on panic, which River recovers above us
 		close(done)
 		<-exited
+		if m.sweeper != nil {
+			m.sweeper.ended(endedRun{jobID: job.ID, attempt: job.Attempt,
+				attemptedAt: job.AttemptedAt, endedAt: time.Now()})
+		}
 	}()
 	return doInner(context.WithValue(ctx, progressKey{}, r.progress))
 }

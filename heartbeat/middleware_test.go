@@ -14,7 +14,11 @@ func TestBeatsAppearWhileWorkRunsAndStopWhenItReturns(t *testing.T) {
 	env.migrateHeartbeat(t)
 	interval := 150 * time.Millisecond
 	worker := newBlockWorker()
-	client := env.startClient(t, env.middleware(t, Config{Interval: interval}), worker.workers())
+	mw := env.middleware(t, Config{Interval: interval})
+	// The row outlives the job here, so the last beat can be read (sweep_test.go
+	// covers its removal).
+	mw.sweeper.every = time.Hour
+	client := env.startClient(t, mw, worker.workers())
 
 	jobID := insertJob(t, client, nil).ID
 	worker.waitStarted(t)

@@ -20,8 +20,8 @@ const migrateLockKey = "river_lifeguard.heartbeat.migrate"
 // Migrate creates the Table store's heartbeat table in schema ("" = the search
 // path), idempotently. The schema must exist (River's migrations need it too).
 // There is no foreign key to river_job on purpose: River's cleaner deletes
-// finished jobs, and the operator prunes heartbeat rows of jobs no longer
-// running.
+// finished jobs; the middleware removes the rows of jobs it finished, and the
+// operator prunes those of workers that died.
 func Migrate(ctx context.Context, db Beginner, schema string) error {
 	ddl := `CREATE TABLE IF NOT EXISTS ` + qualified(schema, TableName) + ` (
   job_id bigint PRIMARY KEY, attempt smallint NOT NULL, client_id text NOT NULL,

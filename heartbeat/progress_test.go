@@ -42,7 +42,9 @@ func TestProgressIsRecordedCoalescedAndFlushedWhenWorkReturns(t *testing.T) {
 		_ = Progress(ctx, map[string]string{"n": "last"})
 	}
 	// Beats far apart: progress must not wait for the next beat.
-	client := env.startClient(t, env.middleware(t, Config{Interval: time.Minute}), worker.workers())
+	mw := env.middleware(t, Config{Interval: time.Minute})
+	mw.sweeper.every = time.Hour // keep the row after the job ends, to read the last flush
+	client := env.startClient(t, mw, worker.workers())
 	jobID := insertJob(t, client, nil).ID
 	worker.waitStarted(t)
 	burstAt := <-burstDone
