@@ -77,6 +77,13 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        self.heartbeat_rows_pruned = Counter(
+            "lifeguard_heartbeat_rows_pruned",
+            "Heartbeat rows deleted because their job no longer runs that attempt (rows of"
+            " workers that died before removing their own).",
+            ["policy"],
+            registry=r,
+        )
         self.apiserver_reachable = Gauge(
             "lifeguard_apiserver_reachable",
             "0 while the operator's own Kubernetes calls fail for want of an apiserver (no"
