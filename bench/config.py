@@ -44,6 +44,8 @@ class BenchConfig:
     wal_jobs: int
     wal_beats: int
     beat_concurrency: int
+    # Jobs run by real workers (1 % crashed mid-job) before the heartbeat table is counted.
+    heartbeat_rows_jobs: int
     # Cluster: death events (half OOM kills, half pod deletions) and their job durations.
     death_events: int
     node_loss_jobs: int
@@ -76,6 +78,7 @@ class BenchConfig:
             wal_jobs=max(1, _int("BENCH_WAL_JOBS", 100_000)),
             wal_beats=max(1, _int("BENCH_WAL_BEATS", 4000)),
             beat_concurrency=max(1, _int("BENCH_BEAT_CONCURRENCY", 8)),
+            heartbeat_rows_jobs=max(4, _int("BENCH_HEARTBEAT_ROWS_JOBS", 10_000)),
             death_events=_int("BENCH_DEATH_EVENTS", 30),
             node_loss_jobs=_int("BENCH_NODE_LOSS_JOBS", 4),
             stuck_events=_int("BENCH_STUCK_EVENTS", 5),

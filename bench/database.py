@@ -19,6 +19,7 @@ from bench import seed
 from bench.config import BenchConfig
 from bench.figures import Results
 from bench.gobuild import heartbeatwal_binary
+from bench.heartbeat_rows import run_heartbeat_rows
 from bench.scans import scan_breakdown, scan_round_trips, scan_wall_time
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate
@@ -43,6 +44,12 @@ def run_database(config: BenchConfig, state_dir: Path, results: Results) -> None
             conn.execute(heartbeat_table_ddl(None))
         _scans(config, dsn, state_dir, results)
         _heartbeats(config, dsn, results)
+        # Its own database: the scans' seeded running jobs have heartbeat rows of their own.
+        rows_dsn = cluster.create_database("bench_rows")
+        migrate(rows_dsn)
+        with psycopg.connect(rows_dsn, autocommit=True) as conn:
+            conn.execute(heartbeat_table_ddl(None))
+        run_heartbeat_rows(config, rows_dsn, state_dir, results)
     finally:
         cluster.stop()
 

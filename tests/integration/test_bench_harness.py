@@ -28,6 +28,7 @@ TINY = {
     "BENCH_WAL_JOBS": "300",
     "BENCH_WAL_BEATS": "100",
     "BENCH_BEAT_CONCURRENCY": "2",
+    "BENCH_HEARTBEAT_ROWS_JOBS": "200",
 }
 
 
@@ -84,6 +85,12 @@ def test_database_section_measures_scans_round_trips_and_wal(
     )
     assert isinstance(results["heartbeat_beats_per_s_table"], float)
     assert results["heartbeat_beats_per_s_table"] > 0
+    # 200 jobs, not 10k: the figure stays empty, the details show the table ended empty.
+    assert results["heartbeat_rows_after_10k_jobs"] is None
+    rows = meta["heartbeat_rows"]
+    assert rows["jobs"] == 200 and rows["crashed_mid_job"] == 2
+    assert rows["rows_after_the_crash"] == 2 and rows["pruned"] == 1
+    assert rows["rows_after_pruning"] == 0 and rows["running_jobs"] == 0
     # The cluster section did not run: its figures are null, not zero.
     assert results["operator_rss_mb_10k_pods"] is None
     assert results["false_rescues"] is None
