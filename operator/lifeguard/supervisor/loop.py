@@ -17,7 +17,7 @@ from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import KubeClient
 from lifeguard.metrics import Metrics
 from lifeguard.model.duration import parse_duration
-from lifeguard.model.enums import Cause
+from lifeguard.model.enums import Cause, HeartbeatStore
 from lifeguard.model.observation import PodFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
@@ -34,6 +34,7 @@ from lifeguard.supervisor.connection import DatabaseSource
 from lifeguard.supervisor.execute import LeadershipLost, Target, always, execute
 from lifeguard.supervisor.gather import KindStatistics, gather
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
+from lifeguard.supervisor.prune import HeartbeatPruner
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Supervisor:
         self._metrics = metrics
         self._source = DatabaseSource(kube, ref.namespace)
         self._stats = KindStatistics()
+        self._pruner = HeartbeatPruner(str(ref), metrics)
         self._spec: JobPolicySpec | InvalidSpec = InvalidSpec("no spec")
         self._state = ReconcileState()
         # A new generation (and the status to resume from), taken at the next cycle's start:
@@ -160,6 +162,16 @@ class Supervisor:
                 self.ref, effects.status, self._kube
             ):
                 self._state = patched(self._state, effects.status, time.monotonic())
+            if (
+                db is not None
+                and valid is not None
+                and valid.heartbeat.store is HeartbeatStore.TABLE
+                and self._may_act()
+            ):
+                # Housekeeping after the cycle's work: the rows dead workers left behind.
+                await self._pruner.prune_if_due(
+                    db, schema=valid.database.schema_, monotonic_now=time.monotonic()
+                )
         except LeadershipLost as exc:
             # The elector steps down and stops this supervisor; nothing here may write.
             log.warning("policy %s: leadership lost mid-cycle: %s", self.ref, exc)
