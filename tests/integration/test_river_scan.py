@@ -206,6 +206,11 @@ async def test_scan_reports_truncation_beyond_max_jobs(
     ids = [rj.start_job(conn, schema, queue=queue)[0] for _ in range(3)]
     result = await scan(db, ScanQuery(schema=schema, queues=(queue,), max_jobs=2))
     assert [job.id for job in result.jobs] == ids[:2] and result.truncated
+    assert result.running == 3
+    whole = await scan(db, ScanQuery(schema=schema, queues=(queue,), max_jobs=3))
+    assert len(whole.jobs) == 3 and whole.running == 3 and not whole.truncated
+    empty = await scan(db, ScanQuery(schema=schema, queues=(fresh_queue(),)))
+    assert empty.jobs == [] and empty.running == 0 and not empty.truncated
 
 
 # --- Metadata store -------------------------------------------------------------------------

@@ -57,11 +57,16 @@ class ScanQuery:
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """The running jobs at the database's `now`; `truncated` when more than max_jobs ran."""
+    """The running jobs at the database's `now`, at most max_jobs of them (oldest ID first);
+    `running` counts every running job the selector matches, read or not."""
 
     now: datetime
     jobs: list[JobFacts]
-    truncated: bool = False
+    running: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.running > len(self.jobs)
 
 
 async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
@@ -69,17 +74,18 @@ async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
     statement, params = scan_statement(query)
     rows = await db.fetch_tuples(statement, params, schema=query.schema, doing="scan running jobs")
     now: datetime = rows[0][0]
-    # Columns after the clock are JobFacts' fields in order (see scan_statement); tags are
-    # only a filter (in SQL), and decoding an array per row would cost more than the rest.
-    jobs = [JobFacts(*row[1:]) for row in rows if row[1] is not None]
-    truncated = len(jobs) > query.max_jobs
-    return Scan(now=now, jobs=jobs[: query.max_jobs], truncated=truncated)
+    running: int = rows[0][1]
+    # Columns after the clock and the count are JobFacts' fields in order (see scan_statement);
+    # tags are only a filter (in SQL), and decoding an array per row would cost more than the
+    # rest.
+    jobs = [JobFacts(*row[2:]) for row in rows if row[2] is not None]
+    return Scan(now=now, jobs=jobs, running=max(running, len(jobs)))
 
 
 def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The scan's SQL and parameters (exposed for EXPLAIN in tests)."""
     metadata = sql.SQL("j.metadata")
-    params: dict[str, Any] = {"limit": query.max_jobs + 1, "progress_chars": PROGRESS_MAX_CHARS}
+    params: dict[str, Any] = {"limit": query.max_jobs, "progress_chars": PROGRESS_MAX_CHARS}
     if query.store is HeartbeatStore.TABLE:
         # An attempt refunded by a retry repeats its number: a beat from before this run
         # started belongs to the previous run, so it is no beat at all.
@@ -124,8 +130,13 @@ def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
 
     # The lateral join keeps one row (with the clock) when no job runs: one round trip always.
     # `state = 'running'` leads River's river_job_prioritized_fetching_index (state, queue, ...).
+    # The count reads every running job the selector matches, beyond max_jobs too, from that
+    # index (a heap visit only for kinds and tags): how many jobs a truncated scan left unread,
+    # and the circuit breaker's denominator.
     statement = sql.SQL(
-        """SELECT clock.now, job.* FROM (SELECT now() AS now) AS clock
+        """SELECT clock.now, clock.running, job.* FROM (
+  SELECT now() AS now, (SELECT count(*) FROM {river_job} AS j WHERE {conditions}) AS running
+) AS clock
 LEFT JOIN LATERAL (
   SELECT j.id, j.kind, j.queue, j.priority::int, j.attempt::int, j.max_attempts::int,
     j.attempted_at,
