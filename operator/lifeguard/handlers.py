@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -37,6 +38,16 @@ class WatchOptions:
     pod_selector: str = ""
     # Whether nodes are watched (needs RBAC to list/watch nodes).
     nodes: bool = True
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An API timestamp (RFC 3339, "Z" for UTC); None when absent or not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def build_registry(
@@ -120,6 +131,7 @@ def build_registry(
             dict(spec),
             meta.get("generation"),
             dict(status),
+            created=_timestamp(meta.get("creationTimestamp")),
         )
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)

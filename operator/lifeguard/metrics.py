@@ -103,6 +103,13 @@ class Metrics:
             buckets=_AGE_BUCKETS,
             registry=r,
         )
+        self.database_connections = Gauge(
+            "lifeguard_database_connections",
+            "Connections the operator holds to a database (host:port/dbname), shared by every"
+            " policy naming it.",
+            ["target"],
+            registry=r,
+        )
         self.leader = Gauge(
             "lifeguard_leader",
             "1 while this replica holds the leader Lease and acts; 0 on a standby.",
@@ -130,6 +137,10 @@ class Metrics:
         self.apiserver_reachable.set(1 if reachable else 0)
         if not reachable:
             self.apiserver_outages.inc()
+
+    def forget_database(self, target: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.database_connections.remove(target)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

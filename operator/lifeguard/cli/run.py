@@ -21,6 +21,7 @@ from lifeguard.metrics import Metrics
 from lifeguard.model.duration import parse_duration
 from lifeguard.supervisor.fleet import Fleet
 from lifeguard.supervisor.leadership import default_identity, default_namespace, elector_for
+from lifeguard.supervisor.pools import DEFAULT_MAX_CONNECTIONS
 
 log = logging.getLogger("lifeguard")
 
@@ -47,6 +48,14 @@ def register(subparsers: Any) -> None:
         "--no-nodes",
         action="store_true",
         help="do not read nodes (node-loss detection from heartbeats alone)",
+    )
+    parser.add_argument(
+        "--max-database-connections",
+        type=_positive,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="the most connections to all River databases together, shared by the policies"
+        f" (default {DEFAULT_MAX_CONNECTIONS})",
     )
     parser.add_argument("--metrics-port", type=int, default=9090)
     parser.add_argument("--health-port", type=int, default=8080, help="serves GET /healthz")
@@ -101,6 +110,13 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -211,7 +227,13 @@ def run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     kube.reachability.on_change = metrics.apiserver_changed
     metrics.serve(args.metrics_port)
-    fleet = Fleet(kube=kube, inventory=inventory, metrics=metrics)
+    fleet = Fleet(
+        kube=kube,
+        inventory=inventory,
+        metrics=metrics,
+        max_connections=args.max_database_connections,
+        watched_namespaces=None if args.all_namespaces or not args.namespace else args.namespace,
+    )
     elector = _elector(args, kube, fleet)
     registry = build_registry(
         fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes), elector
@@ -222,10 +244,12 @@ def run(args: argparse.Namespace) -> int:
     if args.namespace:
         scope = {"namespaces": args.namespace}
     log.info(
-        "starting: %s, pods %s, nodes %s, metrics :%d, health :%d, %s",
+        "starting: %s, pods %s, nodes %s, at most %d database connections, metrics :%d,"
+        " health :%d, %s",
         "all namespaces" if "clusterwide" in scope else ", ".join(args.namespace),
         args.pod_selector or "(all)",
         "watched" if nodes else "not watched",
+        args.max_database_connections,
         args.metrics_port,
         args.health_port,
         (

@@ -57,6 +57,7 @@ class RiverDatabase:
         statement_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         max_size: int = 4,
+        max_idle: float = 600.0,
     ) -> None:
         try:
             params = conninfo_to_dict(dsn)
@@ -78,6 +79,9 @@ class RiverDatabase:
             open=False,
             name=f"lifeguard {self.target}",
             timeout=connect_timeout,
+            # Connections above a smaller share (pools resized by the operator's cap) close
+            # one per idle period.
+            max_idle=max_idle,
             # Give up a background reconnect quickly; the next request starts a new one.
             reconnect_timeout=max(connect_timeout * 6, 30.0),
             kwargs={
@@ -105,6 +109,19 @@ class RiverDatabase:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    @property
+    def max_size(self) -> int:
+        return self._pool.max_size
+
+    async def resize(self, max_size: int) -> None:
+        """A new limit for the pool; connections above it close as they idle (psycopg's pool
+        shrinks one connection per `max_idle` period)."""
+        await self._pool.resize(min(self._pool.min_size, max_size), max_size)
+
+    def connections(self) -> int:
+        """Connections the pool holds now (idle, in use, or being opened)."""
+        return self._pool.get_stats()["pool_size"]
 
     async def __aenter__(self) -> RiverDatabase:
         await self.open()
@@ -186,6 +203,11 @@ class RiverDatabase:
             error_class = unavailable_class(exc.sqlstate, str(exc))
             return error_class, f": {self._scrub(str(exc)).strip()}"
         await conn.close()
+        if self.connections() >= self.max_size:
+            return DatabaseUnavailable, (
+                f" (all {self.max_size} connections of the pool were busy; the operator's"
+                " --max-database-connections bounds them)"
+            )
         return DatabaseUnavailable, " (the server accepts connections again)"
 
     def _scrub(self, text: str) -> str:

@@ -1,9 +1,11 @@
-"""The database of one policy: its URL read from the policy's Secret, and one pool for it.
+"""The database of one policy: its URL read from the policy's Secret, and the pool for it.
 
 The Secret is read again every minute, so a rotated password or a moved database is picked up
-without a restart; the pool is replaced only when the URL changed. When the re-read fails (the
-apiserver or etcd is down) the database is still scanned with the URL already read: the jobs do
-not depend on the apiserver, and neither does judging them by their beats.
+without a restart; the policy changes pools only when the URL changed. With `SharedPools` (the
+operator), policies naming one URL share one pool; without (a single policy), it owns one. When
+the re-read fails (the apiserver or etcd is down) the database is still scanned with the URL
+already read: the jobs do not depend on the apiserver, and neither does judging them by their
+beats.
 """
 
 import logging
@@ -20,6 +22,7 @@ from lifeguard.cluster.kube import (
 from lifeguard.model.conditions import SECRET_NOT_FOUND
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.river.database import RiverDatabase
+from lifeguard.supervisor.pools import SharedPools, database_identity
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +46,25 @@ class ConnectionProblem(Exception):
 
 
 class DatabaseSource:
-    def __init__(self, kube: KubeClient, namespace: str) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        *,
+        pools: SharedPools | None = None,
+        holder: str = "",
+    ) -> None:
         self._kube = kube
         self._namespace = namespace
+        self._pools = pools
+        self._holder = holder or namespace
         self._db: RiverDatabase | None = None
         self._dsn: str | None = None
         self._read_at = 0.0
         self._retry_at = 0.0
         self._failing = False  # logged the current streak of failed re-reads
+        # The database and schema in use, as an opaque name (ownership compares them).
+        self.identity = ""
 
     def forget_secret(self) -> None:
         """The Secret reference may have changed: read it at the next use."""
@@ -79,17 +93,23 @@ class DatabaseSource:
         self._read_at = time.monotonic()
         if dsn == self._dsn and self._db is not None:
             return self._db
-        await self.close()
+        if self._pools is None:
+            await self.close()
         try:
-            db = RiverDatabase(dsn)
+            if self._pools is not None:
+                db = await self._pools.use(self._holder, dsn)
+            else:
+                db = RiverDatabase(dsn)
+                await db.open()
         except Exception as exc:  # libpq's parser rejects the URL
+            await self.close()
             raise ConnectionProblem(
                 "InvalidDatabaseURL",
                 f"spec.database.secretRef: the value of key {ref.key} in Secret {ref.name} is"
                 f" not a valid PostgreSQL URL ({type(exc).__name__})",
             ) from None
-        await db.open()
         self._db, self._dsn = db, dsn
+        self.identity = database_identity(dsn, spec.database.schema_)
         return db
 
     def _keep_cached_url(self, exc: Exception, now: float) -> RiverDatabase:
@@ -109,6 +129,9 @@ class DatabaseSource:
         return self._db
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db, self._dsn = self._db, None, None
+        """Leaves the pool: closes an own pool, or releases the policy's place in a shared one."""
+        db, self._db, self._dsn, self.identity = self._db, None, None, ""
+        if self._pools is not None:
+            await self._pools.release(self._holder)
+        elif db is not None:
             await db.close()

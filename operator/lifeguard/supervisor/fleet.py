@@ -1,4 +1,5 @@
-"""All supervisors of one operator process, keyed by policy, sharing the pod and node caches.
+"""All supervisors of one operator process, keyed by policy, sharing the pod and node caches,
+the database pools, and what each policy must know of the others (who owns which job).
 
 Only a leader supervises. Every replica learns each policy's spec from kopf's handlers and keeps
 it here; a standby starts no supervisor (no scan, no write) until it leads, and a leader that
@@ -6,17 +7,20 @@ steps down stops them all.
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient
 from lifeguard.metrics import Metrics
 from lifeguard.model.observation import PodFacts
+from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.supervisor.execute import always
 from lifeguard.supervisor.loop import Supervisor
-from lifeguard.supervisor.policy import PolicyRef
+from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
+from lifeguard.supervisor.pools import DEFAULT_MAX_CONNECTIONS, SharedPools
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ class PolicyConfig:
     spec: Mapping[str, Any]
     generation: int | None
     status: Mapping[str, Any] | None
+    created: datetime | None = None
 
 
 class Fleet:
@@ -40,6 +45,8 @@ class Fleet:
         metrics: Metrics,
         may_act: Callable[[], bool] = always,
         leading: bool = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        watched_namespaces: Sequence[str] | None = None,
     ) -> None:
         self.kube = kube
         self.inventory = inventory
@@ -49,6 +56,11 @@ class Fleet:
         self.leading = leading
         self._policies: dict[tuple[str, str], PolicyConfig] = {}
         self._supervisors: dict[tuple[str, str], Supervisor] = {}
+        self.pools = SharedPools(cap=max_connections, metrics=metrics)
+        self._watched = tuple(watched_namespaces) if watched_namespaces is not None else None
+        # Per policy: its facts for the ownership rule (without the database, which the pools
+        # know) and its schema; absent while its spec is invalid.
+        self._facts: dict[tuple[str, str], tuple[PolicyFacts, str | None]] = {}
 
     async def apply(
         self,
@@ -56,11 +68,13 @@ class Fleet:
         spec: Mapping[str, Any],
         generation: int | None,
         status: Mapping[str, Any] | None,
+        created: datetime | None = None,
     ) -> Supervisor | None:
         """Starts the policy's supervisor, or hands the running one its new spec; a standby
         only remembers the spec."""
         key = (ref.namespace, ref.name)
-        self._policies[key] = PolicyConfig(ref, spec, generation, status)
+        self._policies[key] = PolicyConfig(ref, spec, generation, status, created)
+        self._remember(ref, spec, created)
         if not self.leading:
             return None
         supervisor = self._supervisors.get(key)
@@ -75,6 +89,8 @@ class Fleet:
                 inventory=self.inventory,
                 metrics=self.metrics,
                 may_act=self.may_act,
+                pools=self.pools,
+                fleet_source=self.view,
             )
             self._supervisors[key] = supervisor
             log.info("policy %s: supervising", ref)
@@ -84,6 +100,7 @@ class Fleet:
 
     async def remove(self, namespace: str, name: str) -> None:
         self._policies.pop((namespace, name), None)
+        self._facts.pop((namespace, name), None)
         await self._stop(namespace, name)
 
     async def _stop(self, namespace: str, name: str) -> None:
@@ -95,6 +112,39 @@ class Fleet:
     async def stop_all(self) -> None:
         for namespace, name in list(self._supervisors):
             await self._stop(namespace, name)
+        await self.pools.close_all()
+
+    def view(self) -> FleetView:
+        """Every known policy with a valid spec, with the database it scans (known once its
+        Secret was read): what the ownership rule needs, frozen for one cycle."""
+        policies = tuple(
+            PolicyFacts(
+                namespace=facts.namespace,
+                name=facts.name,
+                created=facts.created,
+                selector=facts.selector,
+                unattributed=facts.unattributed,
+                database=self.pools.identity(facts.key, schema),
+            )
+            for facts, schema in self._facts.values()
+        )
+        return FleetView(policies, watched_namespaces=self._watched)
+
+    def _remember(self, ref: PolicyRef, raw: Mapping[str, Any], created: datetime | None) -> None:
+        key = (ref.namespace, ref.name)
+        try:
+            spec = parse_spec(raw)
+        except SpecError:
+            self._facts.pop(key, None)
+            return
+        facts = PolicyFacts(
+            namespace=ref.namespace,
+            name=ref.name,
+            created=created,
+            selector=spec.selector,
+            unattributed=spec.workers.unattributed,
+        )
+        self._facts[key] = (facts, spec.database.schema_)
 
     async def lead(self) -> None:
         """This replica became leader: supervise every known policy, from its current status.
@@ -111,7 +161,9 @@ class Fleet:
                 log.warning("policy %s: status not read again: %s", config.ref, exc)
             else:
                 status = current.get("status") or {}
-            await self.apply(config.ref, config.spec, config.generation, status)
+            await self.apply(
+                config.ref, config.spec, config.generation, status, config.created
+            )
 
     async def step_down(self) -> None:
         """Leadership is over: stop every supervisor, abandoning a batch under way."""
