@@ -21,6 +21,7 @@ from bench.cluster import run_cluster
 from bench.config import BenchConfig
 from bench.database import run_database
 from bench.figures import Results, write
+from bench.policies import run_policies
 
 log = logging.getLogger("bench")
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_section(section: str, config: BenchConfig, state_dir: Path, results: Results) -> None:
-    runners = {"database": run_database, "cluster": run_cluster}
+    runners = {"database": run_database, "cluster": run_cluster, "policies": run_policies}
     runners[section](config, state_dir, results)
 
 

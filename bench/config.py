@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("database", "cluster")
+SECTIONS = ("database", "cluster", "policies")
 
 
 def _ints(name: str, default: str) -> tuple[int, ...]:
@@ -61,6 +61,12 @@ class BenchConfig:
     poll_interval_s: float
     # kube-controller-manager --node-monitor-grace-period for the bench's control plane.
     node_monitor_grace: str
+    # Many policies: the policy counts measured in turn, the namespaces and running jobs
+    # (one ghost pod each) they share, and the operator's connection cap.
+    policy_sizes: tuple[int, ...] = (1, 20, 200)
+    policy_namespaces: int = 50
+    policy_jobs: int = 10_000
+    policy_connection_cap: int = 10
 
     @classmethod
     def from_env(cls, out_dir: Path) -> BenchConfig:
@@ -90,4 +96,8 @@ class BenchConfig:
             idle_window_s=_float("BENCH_IDLE_WINDOW_S", 60.0),
             poll_interval_s=_float("BENCH_POLL_INTERVAL_S", 0.05),
             node_monitor_grace=os.environ.get("BENCH_NODE_MONITOR_GRACE", "50s"),
+            policy_sizes=_ints("BENCH_POLICY_SIZES", "1,20,200"),
+            policy_namespaces=max(1, _int("BENCH_POLICY_NAMESPACES", 50)),
+            policy_jobs=max(1, _int("BENCH_POLICY_JOBS", 10_000)),
+            policy_connection_cap=max(1, _int("BENCH_POLICY_CONNECTION_CAP", 10)),
         )

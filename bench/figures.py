@@ -174,6 +174,55 @@ FIGURES: tuple[Figure, ...] = (
     ),
 )
 
+
+def _policy_figures(prefix: str, size: str, targets: bool) -> tuple[Figure, ...]:
+    """The many-policies figures of one size (bench/policies.py); targets apply at 200."""
+    world = (
+        f"{size} in namespaces of four (three one-queue tier policies, then a catch-all),"
+        " one database, 10k running jobs (50 namespaces of 200 pods, bench/scale.py's ghost"
+        " pods; fresh beats; DryRun; scanInterval 30s; --max-database-connections 10)"
+    )
+    return (
+        Figure(
+            f"{prefix}_connections_max",
+            "connections",
+            f"{world}: the most connections of the operator (pg_stat_activity by"
+            " application_name, polled every 0.5 s) from the policies' creation to the end of"
+            " a 60 s window (BENCH_IDLE_WINDOW_S).",
+            "≤ 10" if targets else "",
+            _at_most(10) if targets else None,
+        ),
+        Figure(
+            f"{prefix}_scan_p99_s",
+            "s",
+            "Same run: p99 of every policy's cycle (gather, judge, report; waiting for a"
+            " shared connection included) over the window, from the operator's"
+            " lifeguard_scan_duration_seconds histograms (interpolated within buckets, as"
+            " PromQL's histogram_quantile); null unless every policy completed a cycle in it.",
+            "≤ 2 s" if targets else "",
+            _at_most(2.0) if targets else None,
+        ),
+        Figure(
+            f"{prefix}_rss_mb",
+            "MB",
+            "Same run: the operator's VmRSS at the end of the window.",
+            "≤ 200 MB" if targets else "",
+            _at_most(200.0) if targets else None,
+        ),
+        Figure(
+            f"{prefix}_cpu_idle_pct",
+            "% of a core",
+            "Same run: utime+stime of the operator over the window, divided by the window.",
+        ),
+    )
+
+
+FIGURES += (
+    _policy_figures("policies_1", "1 policy (a catch-all)", False)
+    + _policy_figures("policies_20", "20 JobPolicies", False)
+    + _policy_figures("many_policies", "200 JobPolicies", True)
+)
+
 FIGURE_KEYS = tuple(f.key for f in FIGURES)
 
 

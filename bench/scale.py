@@ -56,7 +56,7 @@ def measure_scale(env: Env, results: Results) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(heartbeat_table_ddl(None))
         world = new_world(env.plane, env.kube, NAMESPACE, dsn, env.worker)
-        beater = threading.Thread(target=_beat, args=(dsn, stop), name="beater", daemon=True)
+        beater = threading.Thread(target=beat_all, args=(dsn, stop), name="beater", daemon=True)
         beater.start()
         world.apply_policy(
             "scale",
@@ -73,10 +73,10 @@ def measure_scale(env: Env, results: Results) -> None:
             created = _add_ghosts(env.kube, dsn, created, config.idle_jobs, started)
             _wait_healthy(world, created)
             time.sleep(10)  # let start-up work (first listings, status writes) settle
-            cpu = _cpu_seconds(pid)
+            cpu = cpu_seconds(pid)
             window_start = time.monotonic()
             time.sleep(config.idle_window_s)
-            used = _cpu_seconds(pid) - cpu
+            used = cpu_seconds(pid) - cpu
             elapsed = time.monotonic() - window_start
             # The figure's name fixes its size; other sizes are kept in the details only.
             if created == IDLE_FIGURE_JOBS:
@@ -86,20 +86,20 @@ def measure_scale(env: Env, results: Results) -> None:
                 "jobs": created,
                 "window_s": round(elapsed, 1),
                 "cpu_s": round(used, 2),
-                "rss_mb": _rss_mb(pid),
+                "rss_mb": rss_mb(pid),
             }
         if config.scale_pods > created:
             created = _add_ghosts(env.kube, dsn, created, config.scale_pods - created, started)
             _wait_healthy(world, created)
             time.sleep(15)  # a few more scans and status writes at full size
-            rss = _rss_mb(pid)
+            rss = rss_mb(pid)
             if created == SCALE_FIGURE_PODS:
                 results.set("operator_rss_mb_10k_pods", rss)
             results.details["scale"] = {
                 "pods": created,
                 "jobs": created,
                 "rss_mb": rss,
-                "peak_rss_mb": _status_mb(pid, "VmHWM"),
+                "peak_rss_mb": status_mb(pid, "VmHWM"),
                 "status_jobs": (world.policy("scale").get("status") or {}).get("jobs"),
             }
     finally:
@@ -115,8 +115,8 @@ def _add_ghosts(kube: KubeClient, dsn: str, first: int, count: int, started: dat
 
     def one(index: int) -> None:
         name = f"ghost-{index}"
-        kube.create(path, _ghost_pod(name))
-        kube.patch(f"{path}/{name}/status", _running_status(container_started), MERGE)
+        kube.create(path, ghost_pod(name))
+        kube.patch(f"{path}/{name}/status", running_status(container_started), MERGE)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(one, range(first, first + count)))
@@ -133,7 +133,7 @@ def _add_ghosts(kube: KubeClient, dsn: str, first: int, count: int, started: dat
     return first + count
 
 
-def _ghost_pod(name: str) -> dict[str, Any]:
+def ghost_pod(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -147,7 +147,7 @@ def _ghost_pod(name: str) -> dict[str, Any]:
     }
 
 
-def _running_status(started_at: str) -> dict[str, Any]:
+def running_status(started_at: str) -> dict[str, Any]:
     return {
         "status": {
             "phase": "Running",
@@ -167,7 +167,7 @@ def _running_status(started_at: str) -> dict[str, Any]:
     }
 
 
-def _beat(dsn: str, stop: threading.Event) -> None:
+def beat_all(dsn: str, stop: threading.Event) -> None:
     """Fresh beats for every scale job, as their (absent) workers' middleware would write."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         while not stop.wait(BEAT_EVERY_S):
@@ -186,18 +186,18 @@ def _wait_healthy(world: Scenario, count: int) -> None:
         raise AssertionError(f"scale policy never saw {count} healthy jobs: {status}") from None
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _status_mb(pid: int, key: str) -> float:
+def status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{key}:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise KeyError(f"{key} not in /proc/{pid}/status")
 
 
-def _rss_mb(pid: int) -> float:
-    return _status_mb(pid, "VmRSS")
+def rss_mb(pid: int) -> float:
+    return status_mb(pid, "VmRSS")
