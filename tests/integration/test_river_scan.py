@@ -101,6 +101,21 @@ async def test_running_job_facts_come_from_the_row_and_the_database_clock(
     assert job.progress is not None and json.loads(job.progress) == {"rows": 42}
 
 
+async def test_tags_are_read_only_when_asked_for(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    queue = fresh_queue()
+    rj.start_job(conn, schema, queue=queue, tags=["nightly", "billing"])
+    rj.start_job(conn, schema, queue=queue, tags=[])
+
+    plain = await scan(db, ScanQuery(schema=schema, queues=(queue,)))
+    tagged = await scan(db, ScanQuery(schema=schema, queues=(queue,), with_tags=True))
+
+    assert [job.tags for job in plain.jobs] == [None, None]
+    assert [job.tags for job in tagged.jobs] == [("nightly", "billing"), ()]
+    assert [job.beat_age for job in tagged.jobs] == [job.beat_age for job in plain.jobs]
+
+
 async def test_scan_now_is_the_database_clock(
     db: RiverDatabase, conn: rj.Conn, schema: str | None
 ) -> None:

@@ -27,6 +27,7 @@ from lifeguard.model.observation import (
     Thresholds,
 )
 from lifeguard.model.own_action import OwnAction
+from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.safety import CircuitBreakerSpec, SafetySpec
 from lifeguard.reconcile import (
@@ -95,6 +96,9 @@ class PodBuilder:
     # where and what
     def on(self, node_name: str) -> PodBuilder:
         return self._pod(node_name=node_name)
+
+    def in_namespace(self, namespace: str) -> PodBuilder:
+        return self._pod(namespace=namespace)
 
     def phase(self, phase: str) -> PodBuilder:
         return self._pod(phase=phase)
@@ -428,6 +432,10 @@ def policy_spec(**overrides: object) -> JobPolicySpec:
     return JobPolicySpec.model_validate(raw)
 
 
+# The namespace of the policy a SnapshotBuilder's snapshot is for (and of `pod()`'s pods).
+POLICY_NAMESPACE = "jobs"
+
+
 def _client_id(pod_name: str) -> str:
     return f"{river_host_of_pod(pod_name)}_{CLIENT_STARTED:%Y_%m_%dT%H_%M_%S_%f}"
 
@@ -448,6 +456,11 @@ class SnapshotBuilder:
     database: DatabaseOutcome | None = None
     at: float = 1000.0
     now: datetime = NOW
+    fleet: FleetView | None = None
+    me: PolicyFacts | None = None
+    # The namespace of the policy the snapshot is for: its pods form the view, others are
+    # the pods elsewhere.
+    namespace: str = POLICY_NAMESPACE
 
     def job(self, *builders: JobBuilder) -> SnapshotBuilder:
         built = self
@@ -484,15 +497,30 @@ class SnapshotBuilder:
     def without_nodes(self) -> SnapshotBuilder:
         return replace(self, nodes=(), nodes_observed=False)
 
+    def among(self, *policies: PolicyFacts, me: str = "jobs/rescue") -> SnapshotBuilder:
+        """The operator supervises `policies`; this snapshot is the one named `me`'s."""
+        mine = next(p for p in policies if p.key == me)
+        return replace(self, fleet=FleetView(policies), me=mine, namespace=mine.namespace)
+
     def snap(self) -> Snapshot:
         by_prefix: dict[str, tuple[PodFacts, ...]] = {}
+        elsewhere: dict[str, tuple[PodFacts, ...]] = {}
         for facts in self.pods:
             prefix = client_prefix(facts.name)
-            by_prefix[prefix] = (*by_prefix.get(prefix, ()), facts)
-        view = InventoryView(by_prefix, {n.name: n for n in self.nodes}, self.nodes_observed)
+            into = by_prefix if facts.namespace == self.namespace else elsewhere
+            into[prefix] = (*into.get(prefix, ()), facts)
+        view = InventoryView(
+            by_prefix, {n.name: n for n in self.nodes}, self.nodes_observed, elsewhere
+        )
         database = self.database or Connected("postgres://db/river", Scanned(self.jobs, self.now))
         return Snapshot(
-            policy="rescue", wall=self.now, monotonic=self.at, inventory=view, database=database
+            policy="rescue",
+            wall=self.now,
+            monotonic=self.at,
+            inventory=view,
+            database=database,
+            fleet=self.fleet,
+            me=self.me,
         )
 
 

@@ -98,7 +98,7 @@ JUDGE_NEW = policy("d/outside", age_days=5, unattributed=Unattributed.JUDGE)
         ((A_NEW, B), A_NEW, AMBIGUOUS, Claim.AMBIGUOUS, None),
         ((JUDGE_OLD,), JUDGE_OLD, AMBIGUOUS, Claim.AMBIGUOUS, None),
         # Not registered with the fleet yet: judge nothing.
-        ((B,), A_NEW, IN_A, Claim.UNATTRIBUTED, None),
+        ((B,), A_NEW, IN_A, Claim.UNREGISTERED, None),
     ],
 )
 def test_ownership_rule(

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from lifeguard.cli.explain_report import effects_text, report, rows, table
+from lifeguard.cli.explain_fleet import fleet_source, namespace_policies
+from lifeguard.cli.explain_report import effects_text, not_judged_text, report, rows, table
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
 from lifeguard.model.conditions import READY
@@ -37,6 +38,7 @@ from lifeguard.river.errors import DatabaseError
 from lifeguard.supervisor.connection import ConnectionProblem, DatabaseSource
 from lifeguard.supervisor.gather import KindStatistics, gather
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
+from lifeguard.supervisor.pools import database_identity
 
 
 def register(subparsers: Any) -> None:
@@ -69,8 +71,15 @@ async def gather_and_reconcile(
     ref = PolicyRef(namespace, name, str(metadata.get("uid", "")))
     spec = parse_spec(policy.get("spec") or {})
     inventory = Inventory()
-    pods = await kube.list_pods(namespace, spec.workers.pod_selector.to_query())
+    selector = spec.workers.pod_selector.to_query()
+    # Every namespace's pods when allowed: a job whose pod lives elsewhere is not this policy's.
+    everywhere = await kube.list_pods_everywhere(selector)
+    pods = everywhere if everywhere is not None else await kube.list_pods(namespace, selector)
     inventory.load(pods, await kube.list_nodes())
+    try:
+        policies = await namespace_policies(kube, namespace)
+    except ClusterError:
+        policies = [(policy, "")]  # may not list them: judge as if it were the only one
     try:
         leases = await kube.list_node_leases()
     except ClusterError:
@@ -92,8 +101,20 @@ async def gather_and_reconcile(
         await db.open()
         return db
 
+    fleet = fleet_source(
+        policies,
+        str(ref),
+        lambda: (
+            source.identity
+            if database_url is None
+            else database_identity(database_url, spec.database.schema_)
+        ),
+        None if everywhere is not None else (namespace,),
+    )
     try:
-        snapshot, _ = await gather(ref, spec, inventory, connect, KindStatistics())
+        snapshot, _ = await gather(
+            ref, spec, inventory, connect, KindStatistics(), fleet_source=fleet
+        )
     finally:
         await source.close()
         for db in opened:
@@ -136,5 +157,5 @@ def _not_scanning(effects: Effects) -> str:
 def _text(effects: Effects, policy: str) -> str:
     found = rows(effects.judged, effects.plan)
     text = table(found) if found else f"No running jobs for JobPolicy {policy}."
-    more = effects_text(effects)
-    return f"{text}\n\n{more}" if more else text
+    parts = [text, not_judged_text(effects), effects_text(effects)]
+    return "\n\n".join(part for part in parts if part)

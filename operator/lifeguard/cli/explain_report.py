@@ -125,6 +125,17 @@ def report(effects: Effects) -> dict[str, Any]:
             }
             for e in effects.events
         ],
+        "notJudged": [
+            {
+                "jobId": job.id,
+                "kind": job.kind,
+                "queue": job.queue,
+                "why": str(ownership.claim),
+                "judgedBy": ownership.owner,
+                "message": ownership.message,
+            }
+            for job, ownership in effects.not_judged
+        ],
         "conditions": [
             {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
             for c in status.get("conditions", [])
@@ -173,6 +184,28 @@ def table(found: Sequence[Row]) -> str:
         for r in found
     ]
     return _columns(header, lines)
+
+
+# Jobs listed one by one under "not judged"; the rest are counted.
+NOT_JUDGED_SHOWN = 20
+
+
+def not_judged_text(effects: Effects) -> str:
+    """The running jobs the policy selects but does not judge, and who does."""
+    skipped = effects.not_judged
+    if not skipped:
+        return ""
+    lines = [
+        (str(job.id), job.kind, str(ownership.claim), ownership.owner or "-", ownership.message)
+        for job, ownership in skipped[:NOT_JUDGED_SHOWN]
+    ]
+    more = len(skipped) - NOT_JUDGED_SHOWN
+    tail = f"\n... and {more} more (-o json lists them all)" if more > 0 else ""
+    return (
+        f"Not judged by this policy ({len(skipped)} running jobs it selects):\n"
+        + _columns(("JOB", "KIND", "WHY", "JUDGED BY", "MESSAGE"), lines)
+        + tail
+    )
 
 
 def effects_text(effects: Effects) -> str:

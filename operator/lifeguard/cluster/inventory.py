@@ -223,6 +223,19 @@ class Inventory:
         tomb = self._job_tombstones.get((namespace, name))
         return tomb[1] if tomb else None
 
+    def freeze_elsewhere(
+        self, namespace: str, prefixes: Iterable[str]
+    ) -> dict[str, tuple[PodFacts, ...]]:
+        """The pods of these prefixes in other namespaces, for the prefixes that have some."""
+        found = {}
+        for prefix in prefixes:
+            namespaces = self._namespaces_by_prefix.get(prefix)
+            if namespaces and (len(namespaces) > 1 or namespace not in namespaces):
+                pods = self.pods_with_prefix_elsewhere(namespace, prefix)
+                if pods:
+                    found[prefix] = tuple(pods)
+        return found
+
     def __len__(self) -> int:
         return len(self._pods)
 

@@ -272,6 +272,39 @@ class KubeClient:
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 
+    async def list_policies(self, namespace: str) -> list[dict[str, Any]]:
+        """The JobPolicies of a namespace."""
+        try:
+            response = await self._call(
+                f"listing JobPolicies in {namespace}",
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise ClusterError(f"listing JobPolicies in {namespace}: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
+    async def list_pods_everywhere(self, label_selector: str = "") -> list[dict[str, Any]] | None:
+        """The pods of every namespace, or None when RBAC forbids listing them."""
+        try:
+            response = await self._call(
+                "listing pods",
+                self._core.list_pod_for_all_namespaces,
+                label_selector=label_selector,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 403:
+                return None
+            raise ClusterError(f"listing pods: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
     async def list_nodes(self) -> list[dict[str, Any]] | None:
         """All nodes, or None when RBAC forbids reading them."""
         try:

@@ -15,6 +15,8 @@ DATABASE_CONNECTED = "DatabaseConnected"
 CIRCUIT_OPEN = "CircuitOpen"
 # Set only while the operator may not read nodes.
 NODES_OBSERVED = "NodesObserved"
+# Set at each scan where other policies may select the same jobs (ownership).
+OVERLAPPING = "Overlapping"
 
 # Reasons the issue names; other reasons are CamelCase words chosen where they are set.
 INVALID_SPEC = "InvalidSpec"

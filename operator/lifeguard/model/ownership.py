@@ -72,6 +72,20 @@ class FleetView:
     # None: every namespace is watched.
     watched_namespaces: tuple[str, ...] | None = None
 
+    def policy(self, key: str) -> PolicyFacts | None:
+        return next((p for p in self.policies if p.key == key), None)
+
+    def rivals_select_by_tags(self, me: PolicyFacts) -> bool:
+        """Whether a policy that may own jobs `me` scans selects by tags: the scan must then
+        read each job's tags for the ownership rule."""
+        return any(
+            p.selector.tags is not None
+            and p.key != me.key
+            and p.database == me.database
+            and (p.namespace == me.namespace or p.unattributed is Unattributed.JUDGE)
+            for p in self.policies
+        )
+
     def describe_watched(self) -> str:
         if self.watched_namespaces is None:
             return "every namespace is watched"
@@ -125,19 +139,54 @@ class Claim(StrEnum):
     OLDER_POLICY = "OlderPolicy"
     UNATTRIBUTED = "Unattributed"
     AMBIGUOUS = "AmbiguousPod"
+    # The policy is not in the fleet view (not registered yet): it judges nothing.
+    UNREGISTERED = "Unregistered"
 
 
 @dataclass(frozen=True, slots=True)
 class Ownership:
     claim: Claim
-    # A sentence for `explain`.
-    message: str
     # The policy ("namespace/name") that judges the job instead, when one does.
     owner: str | None = None
+    home: Home = Home(None)
+    # Which namespaces are watched, for the message of an unattributed job.
+    watched: str = ""
 
     @property
     def owned(self) -> bool:
         return self.claim is Claim.OWNED
+
+    @property
+    def message(self) -> str:
+        """A sentence for `explain` (built on demand: a scan may skip 10k jobs)."""
+        home, owner = self.home, self.owner
+        by_owner = f"; {owner} judges it" if owner else "; no policy there selects it"
+        if self.claim is Claim.OWNED:
+            return "This policy judges the job."
+        if self.claim is Claim.AMBIGUOUS:
+            return (
+                f"Pods named {home.prefix} in namespaces {', '.join(home.ambiguous)} may each"
+                " run its client (the client's start does not tell them apart); no policy"
+                " judges it."
+            )
+        if self.claim is Claim.OTHER_NAMESPACE:
+            return f"Its client runs in pod {home.prefix} of namespace {home.namespace}{by_owner}."
+        if self.claim is Claim.UNATTRIBUTED:
+            client = f"pod {home.prefix}" if home.prefix else "no pod name"
+            judged = f"; {owner} judges it" if owner else ""
+            return (
+                f"Its client ID maps to {client} in no watched namespace ({self.watched})"
+                f" and workers.unattributed is Ignore{judged}."
+            )
+        if self.claim is Claim.OLDER_POLICY:
+            return f"The older policy {owner} also selects it and judges it."
+        return "This policy is not among the supervised policies yet; it judges nothing."
+
+
+OWNED = Ownership(Claim.OWNED)
+
+# A job a policy scanned but does not judge, and why.
+NotJudged = tuple[JobFacts, Ownership]
 
 
 @dataclass
@@ -147,6 +196,7 @@ class Judges:
     fleet: FleetView
     _by_namespace: dict[tuple[str, str], list[PolicyFacts]] = field(init=False)
     _unattributed: dict[str, list[PolicyFacts]] = field(init=False)
+    _keys: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self._by_namespace = {}
@@ -155,6 +205,7 @@ class Judges:
             self._by_namespace.setdefault((policy.namespace, policy.database), []).append(policy)
             if policy.unattributed is Unattributed.JUDGE:
                 self._unattributed.setdefault(policy.database, []).append(policy)
+        self._keys = {policy.key for policy in self.fleet.policies}
 
     def judge(self, job: JobFacts, home: Home, database: str) -> PolicyFacts | None:
         """The one policy that judges the job, None when no policy may."""
@@ -168,44 +219,23 @@ class Judges:
 
     def ownership(self, job: JobFacts, home: Home, me: PolicyFacts) -> Ownership:
         """Whether `me`, which scanned the job (so its selector matches), judges it."""
+        if me.key not in self._keys:
+            return Ownership(Claim.UNREGISTERED, home=home)
         judge = self.judge(job, home, me.database)
         if judge is not None and judge.key == me.key:
-            return Ownership(Claim.OWNED, "This policy judges the job.")
+            return OWNED
         owner = judge.key if judge is not None else None
-        by_owner = f"; {owner} judges it" if owner else "; no policy there selects it"
         if home.ambiguous:
-            return Ownership(
-                Claim.AMBIGUOUS,
-                f"Pods named {home.prefix} in namespaces {', '.join(home.ambiguous)} may each"
-                " run its client (the client's start does not tell them apart); no policy"
-                " judges it.",
-            )
+            return Ownership(Claim.AMBIGUOUS, home=home)
         if home.namespace is not None and home.namespace != me.namespace:
-            return Ownership(
-                Claim.OTHER_NAMESPACE,
-                f"Its client runs in pod {home.prefix} of namespace {home.namespace}{by_owner}.",
-                owner,
-            )
+            return Ownership(Claim.OTHER_NAMESPACE, owner, home)
         if home.namespace is None and me.unattributed is Unattributed.IGNORE:
-            client = f"pod {home.prefix}" if home.prefix else "no pod name"
-            judged = f"; {owner} judges it" if owner else ""
-            return Ownership(
-                Claim.UNATTRIBUTED,
-                f"Its client ID maps to {client} in no watched namespace"
-                f" ({self.fleet.describe_watched()}) and workers.unattributed is Ignore{judged}.",
-                owner,
-            )
-        if judge is not None and judge.rank < me.rank:
-            return Ownership(
-                Claim.OLDER_POLICY,
-                f"The older policy {owner} also selects it and judges it.",
-                owner,
-            )
-        # Only reachable when `me` is missing from the fleet view (not registered yet): judge
-        # nothing rather than risk judging another policy's job.
-        return Ownership(
-            Claim.UNATTRIBUTED, f"Policy {me.key} is not among the supervised policies yet.", owner
-        )
+            return Ownership(Claim.UNATTRIBUTED, owner, home, self.fleet.describe_watched())
+        if judge is None:
+            # The spec changed between the scan and the fleet view (the job is no longer
+            # selected): no other policy claims it, and the scan says this one selects it.
+            return OWNED
+        return Ownership(Claim.OLDER_POLICY, owner, home)
 
 
 def overlaps(ownerships: Iterable[Ownership]) -> Mapping[str, int]:

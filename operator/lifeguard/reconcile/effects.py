@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from lifeguard.model.enums import Action
+from lifeguard.model.ownership import NotJudged
 from lifeguard.plan import Judged, Plan, PlannedAction, PodRef
 
 
@@ -91,6 +92,8 @@ class Effects:
     status: dict[str, Any] | None = None
     # What the cycle judged and planned, for `lifeguard explain` and the outcomes step.
     judged: tuple[Judged, ...] = field(default=())
+    # The jobs the scan returned that another policy (or none) judges, and why.
+    not_judged: tuple[NotJudged, ...] = field(default=())
     plan: Plan | None = None
 
     @property

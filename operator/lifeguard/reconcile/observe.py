@@ -12,6 +12,7 @@ from datetime import datetime
 
 from lifeguard.model.client_id import client_id_pod_and_start
 from lifeguard.model.observation import JobFacts, Observation, PodFacts, Thresholds
+from lifeguard.model.ownership import could_run_client
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.thresholds import resolve_thresholds
 from lifeguard.reconcile.snapshot import InventoryView
@@ -114,9 +115,5 @@ def _pod_for(
 
     # Names longer than River keeps share a prefix: prefer a live pod whose containers
     # were running before the client started (a client cannot start before its pod).
-    def plausible(pod: PodFacts) -> bool:
-        starts = [c.running_since for c in pod.containers if c.running_since]
-        return started is None or any(s <= started for s in starts)
-
-    live = [pod for pod in candidates if not pod.gone and plausible(pod)]
+    live = [pod for pod in candidates if not pod.gone and could_run_client(pod, started)]
     return live[0] if len(live) == 1 else None

@@ -11,6 +11,7 @@ Snapshot, calls `reconcile`, writes `effects.actions`, passes their outcomes to
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from lifeguard import plan as planning
 from lifeguard.model.conditions import (
@@ -18,12 +19,15 @@ from lifeguard.model.conditions import (
     DATABASE_CONNECTED,
     INVALID_SPEC,
     NODES_OBSERVED,
+    OVERLAPPING,
     READY,
 )
 from lifeguard.model.conditions import ConditionStatus as S
 from lifeguard.model.enums import Cause, Mode
+from lifeguard.model.ownership import describe_overlaps
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile.announce import announce
+from lifeguard.reconcile.claim import Claimed, claim
 from lifeguard.reconcile.effects import (
     Effects,
     Event,
@@ -34,6 +38,7 @@ from lifeguard.reconcile.effects import (
     inc,
     observe,
 )
+from lifeguard.reconcile.observe import ClientIds
 from lifeguard.reconcile.observe import observe as observe_jobs
 from lifeguard.reconcile.snapshot import (
     Connected,
@@ -189,12 +194,15 @@ class _Cycle:
         if self.snapshot.kind_stats is not None:
             book.kind_stats = list(self.snapshot.kind_stats)
 
+        client_ids = ClientIds.of(spec)
+        claimed = claim(scan.jobs, self.snapshot, client_ids)
         observations = observe_jobs(
-            scan.jobs,
+            claimed.owned,
             scan.now,
             spec,
             self.snapshot.inventory,
             adaptive_limits=self.snapshot.adaptive_limits,
+            client_ids=client_ids,
         )
         judged = [(obs, decide(obs)) for obs in observations]
         plan = planning.plan(judged, spec, self.safety, scan.now)
@@ -204,7 +212,9 @@ class _Cycle:
             actions=tuple(a for a in plan.actions if not a.dry_run),
             judged=tuple(judged),
             plan=plan,
+            not_judged=claimed.not_judged,
         )
+        self.overlapping(claimed, len(judged), scan.now)
 
         breaker_open = plan.state.circuit_open
         book.condition(
@@ -216,15 +226,43 @@ class _Cycle:
         )
         self.metrics.append(gauge("circuit_open", 1 if breaker_open else 0))
         mode = "dry run" if spec.safety.mode is Mode.DRY_RUN else "enforcing"
-        truncated = f" (only the first {len(judged)} read)" if scan.truncated else ""
+        truncated = f" (only the first {len(scan.jobs)} read)" if scan.truncated else ""
+        others = len(claimed.not_judged)
+        elsewhere = (
+            f"; {others} more it selects are judged by other policies or none"
+            " (lifeguard explain says why)"
+            if others
+            else ""
+        )
         book.condition(
             READY,
             S.TRUE,
             "Scanning",
-            f"Watching {len(judged)} running jobs{truncated}, {mode}.",
+            f"Watching {len(judged)} running jobs{truncated}, {mode}{elsewhere}.",
             scan.now,
         )
         book.scanned([verdict.cause for _, verdict in judged], scan.now)
+
+    def overlapping(self, claimed: Claimed, judged: int, now: datetime) -> None:
+        """Overlapping: older policies judge some of the jobs this one selects. An Event when
+        it turns True (once, not at every scan); None without a fleet (nothing to overlap)."""
+        if self.snapshot.fleet is None:
+            return
+        book = self.book
+        before = next((c.status for c in book.conditions if c.type == OVERLAPPING), None)
+        if claimed.overlaps:
+            message = describe_overlaps(claimed.overlaps, judged)
+            book.condition(OVERLAPPING, S.TRUE, "OlderPolicySelects", message, now)
+            if before is not S.TRUE:
+                self.events.append(Event("Warning", "PoliciesOverlap", message))
+        else:
+            book.condition(
+                OVERLAPPING,
+                S.FALSE,
+                "NoOverlap",
+                "No older policy selects the jobs this policy judges.",
+                now,
+            )
 
     # -- metrics of a scan -----------------------------------------------------------------
     def observe(self, judged: list[planning.Judged]) -> None:

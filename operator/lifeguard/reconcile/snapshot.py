@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lifeguard.model.observation import JobFacts, NodeFacts, PodFacts
+from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.status import KindStat
 
 
@@ -25,9 +26,18 @@ class InventoryView:
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     # False when the operator may not read nodes: node loss is then judged by beats alone.
     nodes_observed: bool = True
+    # Pods of the same client prefixes in other watched namespaces (only prefixes that have
+    # some): which namespace a job's pod lives in, for the ownership rule.
+    elsewhere: Mapping[str, tuple[PodFacts, ...]] = field(default_factory=dict)
 
     def pods_with_prefix(self, prefix: str) -> tuple[PodFacts, ...]:
         return self.pods_by_prefix.get(prefix, ())
+
+    def pods_anywhere(self, prefix: str) -> tuple[PodFacts, ...]:
+        """Pods with the prefix in this namespace and every other watched one."""
+        here = self.pods_by_prefix.get(prefix, ())
+        there = self.elsewhere.get(prefix)
+        return here + there if there else here
 
     def node(self, name: str | None) -> NodeFacts | None:
         return self.nodes.get(name) if name else None
@@ -87,6 +97,10 @@ class Snapshot:
     adaptive_limits: Mapping[str, float] = field(default_factory=dict)
     # The busiest kinds' run times for the status; None: not read yet (keep what the status has).
     kind_stats: tuple[KindStat, ...] | None = None
+    # The operator's policies and this one among them (ownership: which jobs this policy
+    # judges). None: the policy judges every job it scans (no fleet to share them with).
+    fleet: FleetView | None = None
+    me: PolicyFacts | None = None
 
     @property
     def scan(self) -> Scanned | None:

@@ -42,6 +42,8 @@ class ScanQuery:
     priorities: tuple[int, ...] | None = None
     tags: tuple[str, ...] | None = None
     max_jobs: int = DEFAULT_MAX_JOBS
+    # Read each job's tags too: another policy that may own these jobs selects by tags.
+    with_tags: bool = False
 
     def __post_init__(self) -> None:
         if self.store is HeartbeatStore.METADATA and not self.metadata_key:
@@ -76,10 +78,18 @@ async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
     now: datetime = rows[0][0]
     running: int = rows[0][1]
     # Columns after the clock and the count are JobFacts' fields in order (see scan_statement);
-    # tags are only a filter (in SQL), and decoding an array per row would cost more than the
-    # rest.
-    jobs = [JobFacts(*row[2:]) for row in rows if row[2] is not None]
+    # tags are only read when asked for (with_tags, last column): decoding an array per row
+    # would cost more than the rest.
+    if query.with_tags:
+        jobs = [_with_tags(JobFacts(*row[2:-1]), row[-1]) for row in rows if row[2] is not None]
+    else:
+        jobs = [JobFacts(*row[2:]) for row in rows if row[2] is not None]
     return Scan(now=now, jobs=jobs, running=max(running, len(jobs)))
+
+
+def _with_tags(facts: JobFacts, tags: list[str] | None) -> JobFacts:
+    facts.tags = tuple(tags or ())
+    return facts
 
 
 def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
@@ -149,7 +159,7 @@ LEFT JOIN LATERAL (
     {infra_retries} AS infra_retries,
     {cancel_age} AS cancel_requested_age,
     CASE WHEN {own_action_at} >= j.attempted_at THEN (j.metadata -> {own_action_key})::text
-      END AS own_action
+      END AS own_action{tags}
   FROM {river_job} AS j {heartbeat_join}
   WHERE {conditions}
   ORDER BY j.id
@@ -169,6 +179,7 @@ LEFT JOIN LATERAL (
         river_job=qualified(query.schema, "river_job"),
         heartbeat_join=heartbeat_join,
         conditions=sql.SQL(" AND ").join(conditions),
+        tags=sql.SQL(",\n    j.tags") if query.with_tags else sql.SQL(""),
     )
     return statement, params
 

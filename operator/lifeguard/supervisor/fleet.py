@@ -161,9 +161,7 @@ class Fleet:
                 log.warning("policy %s: status not read again: %s", config.ref, exc)
             else:
                 status = current.get("status") or {}
-            await self.apply(
-                config.ref, config.spec, config.generation, status, config.created
-            )
+            await self.apply(config.ref, config.spec, config.generation, status, config.created)
 
     async def step_down(self) -> None:
         """Leadership is over: stop every supervisor, abandoning a batch under way."""

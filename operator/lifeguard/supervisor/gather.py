@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import HeartbeatStore
+from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import KindStat
 from lifeguard.reconcile import (
@@ -42,9 +43,11 @@ STATS_PER_KIND = 1000
 
 # The policy's database (its Secret's URL), or ConnectionProblem.
 Connect = Callable[[JobPolicySpec], Awaitable[RiverDatabase]]
+# The operator's policies now (the ownership rule's input), taken once the database is known.
+FleetSource = Callable[[], FleetView]
 
 
-def scan_query(spec: JobPolicySpec) -> ScanQuery:
+def scan_query(spec: JobPolicySpec, *, with_tags: bool = False) -> ScanQuery:
     """What the policy asks the database for."""
     selector = spec.selector
     heartbeat = spec.heartbeat
@@ -57,6 +60,7 @@ def scan_query(spec: JobPolicySpec) -> ScanQuery:
         kinds=tuple(selector.kinds) if selector.kinds else None,
         priorities=tuple(selector.priorities) if selector.priorities else None,
         tags=tuple(selector.tags) if selector.tags else None,
+        with_tags=with_tags,
     )
 
 
@@ -98,18 +102,30 @@ async def gather(
     inventory: Inventory,
     connect: Connect,
     stats: KindStatistics,
+    *,
+    fleet_source: FleetSource | None = None,
 ) -> tuple[Snapshot, RiverDatabase | None]:
-    """The cycle's Snapshot, and the database to write to when the scan succeeded."""
+    """The cycle's Snapshot, and the database to write to when the scan succeeded.
+
+    With a fleet source, the Snapshot carries the operator's policies and the pods of the
+    jobs' client prefixes in every watched namespace: the policy then judges its own jobs only.
+    """
     db: RiverDatabase | None = None
     outcome: DatabaseOutcome | None = None
     prefixes: set[str] = set()
+    fleet: FleetView | None = None
+    me: PolicyFacts | None = None
     if spec is not None:
         try:
             db = await connect(spec)
         except ConnectionProblem as exc:
             outcome = NoDatabase(exc.reason, str(exc))
         else:
-            outcome = await _scan(db, spec)
+            if fleet_source is not None:
+                fleet = fleet_source()
+                me = fleet.policy(str(policy))
+            with_tags = me is not None and fleet is not None and fleet.rivals_select_by_tags(me)
+            outcome = await _scan(db, spec, with_tags=with_tags)
             if isinstance(outcome, Connected):
                 await stats.refresh(policy, spec, db)
                 prefixes = ClientIds.of(spec).prefixes(outcome.scan.jobs)
@@ -118,21 +134,24 @@ async def gather(
     # The freeze: from here on, the cycle knows only what the Snapshot holds.
     monotonic = time.monotonic()
     pods, nodes = inventory.freeze(policy.namespace, prefixes, monotonic)
+    elsewhere = inventory.freeze_elsewhere(policy.namespace, prefixes) if fleet else {}
     snapshot = Snapshot(
         policy=policy.name,
         wall=datetime.now(UTC),
         monotonic=monotonic,
-        inventory=InventoryView(pods, nodes, inventory.nodes_observed),
+        inventory=InventoryView(pods, nodes, inventory.nodes_observed, elsewhere),
         database=outcome,
         adaptive_limits=dict(stats.adaptive_limits),
         kind_stats=stats.kind_stats,
+        fleet=fleet,
+        me=me,
     )
     return snapshot, db
 
 
-async def _scan(db: RiverDatabase, spec: JobPolicySpec) -> DatabaseOutcome:
+async def _scan(db: RiverDatabase, spec: JobPolicySpec, *, with_tags: bool) -> DatabaseOutcome:
     try:
-        scanned = await scan_jobs(db, scan_query(spec))
+        scanned = await scan_jobs(db, scan_query(spec, with_tags=with_tags))
     except DatabaseError as exc:
         reason = "Unreachable" if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
         return DatabaseFailed(reason, str(exc))

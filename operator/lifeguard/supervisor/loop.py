@@ -32,8 +32,9 @@ from lifeguard.reconcile import (
 from lifeguard.supervisor.apply import patch_status, post_events, record_metrics, write_logs
 from lifeguard.supervisor.connection import DatabaseSource
 from lifeguard.supervisor.execute import LeadershipLost, Target, always, execute
-from lifeguard.supervisor.gather import KindStatistics, gather
+from lifeguard.supervisor.gather import FleetSource, KindStatistics, gather
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
+from lifeguard.supervisor.pools import SharedPools
 from lifeguard.supervisor.prune import HeartbeatPruner
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Supervisor:
         inventory: Inventory,
         metrics: Metrics,
         may_act: Callable[[], bool] = always,
+        pools: SharedPools | None = None,
+        fleet_source: FleetSource | None = None,
     ) -> None:
         self.ref = ref
         # The leadership guard (see Fleet): asked before the scan, before every action batch
@@ -62,7 +65,8 @@ class Supervisor:
         self._kube = kube
         self._inventory = inventory
         self._metrics = metrics
-        self._source = DatabaseSource(kube, ref.namespace)
+        self._source = DatabaseSource(kube, ref.namespace, pools=pools, holder=str(ref))
+        self._fleet_source = fleet_source
         self._stats = KindStatistics()
         self._pruner = HeartbeatPruner(str(ref), metrics)
         self._spec: JobPolicySpec | InvalidSpec = InvalidSpec("no spec")
@@ -144,6 +148,7 @@ class Supervisor:
                 self._inventory,
                 self._source.database,
                 self._stats,
+                fleet_source=self._fleet_source,
             )
             self._state, effects = reconcile(snapshot, self._state, spec)
             outcomes: list[Outcome] = []
