@@ -180,7 +180,7 @@ def _policy_figures(prefix: str, size: str, targets: bool) -> tuple[Figure, ...]
     world = (
         f"{size} in namespaces of four (three one-queue tier policies, then a catch-all),"
         " one database, 10k running jobs (50 namespaces of 200 pods, bench/scale.py's ghost"
-        " pods; fresh beats; DryRun; scanInterval 30s; --max-database-connections 10)"
+        " pods; fresh beats; DryRun; scanInterval 5s, the default; --max-database-connections 10)"
     )
     return (
         Figure(

@@ -47,8 +47,10 @@ GHOST_NODE = "ghost-policies"
 QUEUES_PER_NAMESPACE = 4
 TIERS = ("tier-1", "tier-2", "tier-3")
 CATCH_ALL = "untiered"
-# Figure keys per size; other sizes are kept in the details only.
+# Figure keys per size; other sizes (policies, namespaces, jobs) are kept in the details only.
 PREFIXES = {1: "policies_1", 20: "policies_20", 200: "many_policies"}
+FIGURE_NAMESPACES = 50
+FIGURE_JOBS = 10_000
 SETTLE_S = 10.0
 
 
@@ -219,7 +221,11 @@ def _measure(
         "cpu_idle_pct": round(100 * used / elapsed, 2),
     }
     prefix = PREFIXES.get(len(policies))
-    if prefix is not None:
+    full_size = (len(world.namespaces), len(world.namespaces) * world.jobs_per_namespace) == (
+        FIGURE_NAMESPACES,
+        FIGURE_JOBS,
+    )
+    if prefix is not None and full_size:
         for key, value in figures.items():
             results.set(f"{prefix}_{key}", value)
     results.details.setdefault("policies", {})[str(len(policies))] = {
