@@ -6,7 +6,9 @@ import yaml
 from builders import pod, policy_spec, running_job, snapshot
 from test_reconcile import cycle
 
-from lifeguard.cli.explain_report import effects_text, report, rows, table
+from lifeguard.cli.explain_report import effects_text, not_judged_text, report, rows, table
+from lifeguard.model.ownership import PolicyFacts
+from lifeguard.model.selectors import JobSelector
 
 HEALTHY = running_job(job_id=2).on(pod("w-2"))
 FROZEN = running_job(job_id=1).on(pod("w-1")).beat_age(600)
@@ -38,7 +40,9 @@ def test_json_and_yaml_carry_jobs_actions_held_events_and_conditions() -> None:
     spec = policy_spec(safety={"mode": "DryRun"})
     _, effects = cycle(snapshot(FROZEN, HEALTHY), spec=spec)
     answer = report(effects)
-    assert set(answer) == {"jobs", "actions", "deferred", "held", "events", "conditions"}
+    assert set(answer) == {
+        "jobs", "actions", "deferred", "held", "events", "conditions", "notJudged",
+    }  # fmt: skip
     [action] = answer["actions"]
     assert action["action"] == "RestartPod" and action["dryRun"] is True
     assert action["podUid"] == "uid-w-1"
@@ -54,3 +58,21 @@ def test_a_held_job_says_why_in_its_next_action() -> None:
     found = rows(effects.judged, effects.plan)
     assert all(row.next_action.startswith("RestartPod (held: ") for row in found)
     assert {h["jobId"] for h in report(effects)["held"]} == {1, 2}
+
+
+def test_jobs_another_namespaces_policy_judges_are_listed_with_why_and_by_whom() -> None:
+    mine = PolicyFacts("jobs", "rescue", None, JobSelector(), database="db")
+    theirs = PolicyFacts("team-b", "rescue", None, JobSelector(), database="db")
+    elsewhere = running_job(job_id=4).on(pod("b-1").in_namespace("team-b"))
+    _, effects = cycle(snapshot(HEALTHY, elsewhere).among(mine, theirs))
+
+    [entry] = report(effects)["notJudged"]
+    assert (entry["jobId"], entry["why"], entry["judgedBy"]) == (
+        4,
+        "OtherNamespace",
+        "team-b/rescue",
+    )
+    text = not_judged_text(effects)
+    assert text.startswith("Not judged by this policy (1 running jobs it selects):")
+    assert "team-b/rescue" in text
+    assert [row.job_id for row in rows(effects.judged, effects.plan)] == [2]
