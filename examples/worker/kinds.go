@@ -23,10 +23,15 @@ import (
 // ProgressEverySeconds (default 1 s), reports progress after each step, and
 // resumes from the last step an earlier attempt reported (heartbeat.ResumeFrom).
 // LogSteps logs every step done, so tests can count steps done twice.
+// OOMAtStep and FreezeAtStep make a run that did not resume eat memory until
+// it is killed, or SIGSTOP its own process, once that step is done: a run that
+// resumes from an earlier attempt's checkpoint goes on healthy.
 type SleepArgs struct {
 	Seconds              float64 `json:"seconds"`
 	ProgressEverySeconds float64 `json:"progress_every_seconds,omitempty"`
 	LogSteps             bool    `json:"log_steps,omitempty"`
+	OOMAtStep            int     `json:"oom_at_step,omitempty"`
+	FreezeAtStep         int     `json:"freeze_at_step,omitempty"`
 }
 
 func (SleepArgs) Kind() string { return "sleep" }
@@ -159,6 +164,19 @@ func (w *sleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error
 		}
 		// Sleeping is durable work as soon as it is done: the step is a checkpoint.
 		reportProgress(ctx, sleepProgress{Step: step, Steps: steps})
+		if !resumed && step == job.Args.OOMAtStep {
+			// Give the checkpoint a moment to be written (at most once a second), then die.
+			time.Sleep(1500 * time.Millisecond)
+			eatUntilKilled(ctx, w.logger, job.ID, 16, 50*time.Millisecond)
+			return ctx.Err()
+		}
+		if !resumed && step == job.Args.FreezeAtStep {
+			time.Sleep(1500 * time.Millisecond)
+			w.logger.Warn("sleep job stops its own process (SIGSTOP)", "job_id", job.ID, "step", step)
+			if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+				return fmt.Errorf("freeze: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -214,6 +232,13 @@ func (w *eatWorker) Work(ctx context.Context, job *river.Job[EatArgs]) error {
 	if step <= 0 {
 		step = 100 * time.Millisecond
 	}
+	eatUntilKilled(ctx, w.logger, job.ID, stepMB, step)
+	return ctx.Err()
+}
+
+// eatUntilKilled allocates and touches stepMB every step until the job's
+// context ends (or, under a memory limit, the kernel kills the process).
+func eatUntilKilled(ctx context.Context, logger *slog.Logger, jobID int64, stepMB int, step time.Duration) {
 	var eaten [][]byte
 	for {
 		chunk := make([]byte, stepMB<<20)
@@ -222,10 +247,10 @@ func (w *eatWorker) Work(ctx context.Context, job *river.Job[EatArgs]) error {
 			chunk[i] = 1
 		}
 		eaten = append(eaten, chunk)
-		w.logger.Info("eat job holds memory", "job_id", job.ID, "mb", len(eaten)*stepMB)
+		logger.Info("eat job holds memory", "job_id", jobID, "mb", len(eaten)*stepMB)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return
 		case <-time.After(step):
 		}
 	}
