@@ -29,7 +29,7 @@ from devenv.nodeagent_handle import (
     stop_node_agent,
 )
 from devenv.nodeagent_kube import ApiError, KubeClient
-from devenv.nodeagent_node import NodeHeartbeat
+from devenv.nodeagent_node import LEASE_RENEW_SECONDS, NodeHeartbeat
 from devenv.nodeagent_pod import AgentContext, PodWorker
 from devenv.nodeagent_proc import cgroup_v1_available, remove_cgroup_tree
 
@@ -40,7 +40,14 @@ log = logging.getLogger("nodeagent")
 
 
 class NodeAgent:
-    def __init__(self, kube: KubeClient, node_name: str, state_dir: Path, path_dirs: list[Path]):
+    def __init__(
+        self,
+        kube: KubeClient,
+        node_name: str,
+        state_dir: Path,
+        path_dirs: list[Path],
+        lease_renew_seconds: float = LEASE_RENEW_SECONDS,
+    ):
         self.state_dir = state_dir
         cgroup_root: Path | None = None
         if cgroup_v1_available():
@@ -51,7 +58,9 @@ class NodeAgent:
         log.info("memory limits on node %s enforced by %s", node_name, self.memory_mechanism)
         self.ctx = AgentContext(kube, node_name, path_dirs, state_dir / "pods", cgroup_root)
         self.heartbeat_stop = threading.Event()
-        self.heartbeat = NodeHeartbeat(kube, node_name, self.heartbeat_stop)
+        self.heartbeat = NodeHeartbeat(
+            kube, node_name, self.heartbeat_stop, renew_seconds=lease_renew_seconds
+        )
         self.workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
 
@@ -84,6 +93,11 @@ class NodeAgent:
         pids = worker.signal_all(sig)
         log.info("control: signal %d to pod %s/%s pids %s", sig, namespace, name, pids)
         return {"pids": pids, "signal": sig}
+
+    def pause_kubelet(self, seconds: float) -> Json:
+        """The kubelet stalls for `seconds` (no Lease, no status); pods keep running."""
+        self.heartbeat.pause(seconds)
+        return {"paused_seconds": seconds}
 
     def fail_node(self, mode: str) -> Json:
         """The node dies: no more Lease or status, and its processes are killed or frozen."""
@@ -205,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--path", default="", help="dirs searched for container commands")
+    parser.add_argument(
+        "--lease-renew-seconds",
+        type=float,
+        default=LEASE_RENEW_SECONDS,
+        help="Lease renewal period (a kubelet's default is 10 s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -213,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.state_dir.mkdir(parents=True, exist_ok=True)
     path_dirs = [Path(p) for p in args.path.split(":") if p]
-    agent = NodeAgent(KubeClient(args.kubeconfig), args.node, args.state_dir, path_dirs)
+    agent = NodeAgent(
+        KubeClient(args.kubeconfig),
+        args.node,
+        args.state_dir,
+        path_dirs,
+        lease_renew_seconds=args.lease_renew_seconds,
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)

@@ -22,6 +22,7 @@ class Controlled(Protocol):
     def health(self) -> Json: ...
     def pods(self) -> list[Json]: ...
     def fail_node(self, mode: str) -> Json: ...
+    def pause_kubelet(self, seconds: float) -> Json: ...
     def signal_pod(self, namespace: str, name: str, sig: int) -> Json | None: ...
 
 
@@ -91,6 +92,11 @@ class ControlServer:
                     if mode not in ("kill", "freeze"):
                         raise ValueError(f"mode must be kill or freeze, not {mode!r}")
                     return 200, agent.fail_node(mode)
+                if self.path == "/pause":
+                    seconds = float(request["seconds"])
+                    if not 0 < seconds <= 3600:
+                        raise ValueError(f"seconds must be in (0, 3600], not {seconds}")
+                    return 200, agent.pause_kubelet(seconds)
                 named = {"/freeze": signal.SIGSTOP, "/thaw": signal.SIGCONT}
                 if self.path in named or self.path == "/signal":
                     sig = named.get(self.path) or parse_signal(request["signal"])

@@ -97,6 +97,11 @@ class NodeAgentHandle:
         answer: Json = self._request("POST", "/fail", {"mode": mode})
         return answer
 
+    def pause_kubelet(self, seconds: float) -> Json:
+        """Stops Lease and status updates for `seconds`, then resumes them; pods keep running."""
+        answer: Json = self._request("POST", "/pause", {"seconds": seconds})
+        return answer
+
     def freeze_pod(self, namespace: str, name: str) -> Json:
         answer: Json = self._request("POST", "/freeze", {"namespace": namespace, "name": name})
         return answer
@@ -140,6 +145,7 @@ def start_node_agent(
     path_dirs: list[Path],
     *,
     timeout: float = 60.0,
+    lease_renew_seconds: float | None = None,
 ) -> NodeAgentHandle:
     """Starts `python -m devenv.nodeagent` detached; returns once its Node is registered."""
     work = agent_dir(state_dir, node_name)
@@ -161,6 +167,8 @@ def start_node_agent(
         "--path",
         os.pathsep.join(str(p) for p in path_dirs),
     ]
+    if lease_renew_seconds is not None:
+        argv += ["--lease-renew-seconds", str(lease_renew_seconds)]
     daemon = procs.start_daemon(state_dir, daemon_name(node_name), argv, env=env, cwd=work)
     handle = NodeAgentHandle(node_name, state_dir, daemon)
 

@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -44,13 +45,26 @@ def _arch() -> str:
 class NodeHeartbeat(threading.Thread):
     """Registers the node, then renews its Lease and Ready status until told to stop."""
 
-    def __init__(self, kube: KubeClient, node_name: str, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        node_name: str,
+        stop: threading.Event,
+        renew_seconds: float = LEASE_RENEW_SECONDS,
+    ) -> None:
         super().__init__(name="node-heartbeat", daemon=True)
         self.kube = kube
         self.node_name = node_name
         self.stop = stop
+        self.renew_seconds = renew_seconds
         self.registered = threading.Event()
         self._since = now_rfc3339()
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """A kubelet that stalls: no Lease renewal or status for `seconds`, then as before."""
+        self._paused_until = time.monotonic() + seconds
+        log.warning("node %s: heartbeats paused for %gs", self.node_name, seconds)
 
     def _status(self) -> Json:
         now = now_rfc3339()
@@ -151,10 +165,15 @@ class NodeHeartbeat(threading.Thread):
         self.kube.create(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases", lease)
 
     def run(self) -> None:
-        """Lease every LEASE_RENEW_SECONDS, status every STATUS_EVERY_SECONDS; errors retried."""
-        ticks_per_status = int(STATUS_EVERY_SECONDS / LEASE_RENEW_SECONDS)
+        """Lease every renew_seconds, status every STATUS_EVERY_SECONDS; errors retried."""
+        ticks_per_status = max(1, round(STATUS_EVERY_SECONDS / self.renew_seconds))
         tick = 0
-        while not self.stop.wait(LEASE_RENEW_SECONDS):
+        while not self.stop.wait(self.renew_seconds):
+            if time.monotonic() < self._paused_until:
+                # A stalled kubelet renews as soon as it comes back, not a period later.
+                self.stop.wait(max(0.0, self._paused_until - time.monotonic()))
+                if self.stop.is_set():
+                    break
             tick += 1
             try:
                 self._renew_lease()
