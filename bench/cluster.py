@@ -3,7 +3,8 @@
 One run brings up PostgreSQL, the control plane, three node agents and `lifeguard run`, starts
 healthy long jobs that must never be touched, and then, while they run: River's own rescuer on
 deleted pods (in a database no JobPolicy names), pod deaths (OOM kills and deletions), stuck
-jobs, a lost node, and finally idle CPU and memory at scale with pods that have no processes.
+jobs, reruns on standby workers, a lost node (whose jobs resume elsewhere) while another node's
+kubelet stalls, and finally idle CPU and memory at scale with pods that have no processes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import psycopg
 from bench.cluster_env import (
     CHAOS_NODES,
     EAT_ARGS,
-    LOST_NODE,
     RESCUER_NAMESPACE,
     STUCK_TIMEOUT_S,
     Env,
@@ -35,6 +35,7 @@ from bench.cluster_env import (
 )
 from bench.config import BenchConfig
 from bench.figures import Results
+from bench.rerun import death_to_rerun, node_loss
 from bench.scale import measure_scale
 from bench.watch import JobWatch, percentile
 from devenv import procs
@@ -53,8 +54,9 @@ def run_cluster(config: BenchConfig, state_dir: Path, results: Results) -> None:
         _healthy_jobs(env)
         rescuer = RescuerRun.start(env)
         _infra_deaths(env, results)
+        death_to_rerun(env, results)
         _stuck(env, results)
-        _node_loss(env, results)
+        node_loss(env, results)
         rescuer.finish(results)
         measure_scale(env, results)
         results.set("false_rescues", _false_rescues(env))
@@ -308,28 +310,3 @@ def _stuck(env: Env, results: Results) -> None:
         "over_timeout_s": [round(v, 3) for v in over],
     }
     delete_pods(world, ["stuck-0"])
-
-
-def _node_loss(env: Env, results: Results) -> None:
-    count = env.config.node_loss_jobs
-    if count == 0:
-        return
-    world = env.world
-    names = [f"lost-{i}" for i in range(count)]
-    start_pods(world, [pod_body(world, n, n, node=LOST_NODE) for n in names])
-    jobs = [enqueue(world, "sleep", {"seconds": 3600}, n)[0] for n in names]
-    env.watch.wait_running(jobs, 30)
-    time.sleep(1)
-    failed = time.time()
-    env.agents[LOST_NODE].fail_node("kill")
-    seen = env.watch.left_running(jobs, 240)
-    delays = [seen[j][0] - failed for j in jobs if j in seen]
-    if delays:
-        results.set("node_loss_to_retryable_p50_s", round(statistics.median(delays), 2))
-    results.details["node_loss"] = {
-        "jobs": len(jobs),
-        "moved": len(delays),
-        "all_s": [round(d, 2) for d in delays],
-        "states": sorted({s for _, s in seen.values()}),
-        "node_monitor_grace_period": env.config.node_monitor_grace,
-    }

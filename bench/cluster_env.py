@@ -79,7 +79,10 @@ def environment(config: BenchConfig, state_dir: Path) -> Iterator[Env]:
         agents: dict[str, NodeAgentHandle] = {}
         for node in (*CHAOS_NODES, LOST_NODE):
             kubeconfig = plane.user_kubeconfig(f"system:node:{node}", ["system:nodes"])
-            agents[node] = start_node_agent(state_dir, kubeconfig, node, [worker.parent])
+            # A kubelet's default renewal period, so Lease ages look as they do in production.
+            agents[node] = start_node_agent(
+                state_dir, kubeconfig, node, [worker.parent], lease_renew_seconds=10.0
+            )
             stack.callback(agents[node].stop)
         kube = KubeClient(plane.kubeconfig)
         world = new_world(plane, kube, NAMESPACE, dsn, worker)

@@ -48,6 +48,8 @@ class BenchConfig:
     heartbeat_rows_jobs: int
     # Cluster: death events (half OOM kills, half pod deletions) and their job durations.
     death_events: int
+    # Pod deletions with an idle standby worker of the same queue (death_to_rerun_*).
+    rerun_events: int
     node_loss_jobs: int
     stuck_events: int
     healthy_jobs: int
@@ -86,6 +88,7 @@ class BenchConfig:
             beat_concurrency=max(1, _int("BENCH_BEAT_CONCURRENCY", 8)),
             heartbeat_rows_jobs=max(4, _int("BENCH_HEARTBEAT_ROWS_JOBS", 10_000)),
             death_events=_int("BENCH_DEATH_EVENTS", 30),
+            rerun_events=_int("BENCH_RERUN_EVENTS", 20),
             node_loss_jobs=_int("BENCH_NODE_LOSS_JOBS", 4),
             stuck_events=_int("BENCH_STUCK_EVENTS", 5),
             healthy_jobs=_int("BENCH_HEALTHY_JOBS", 4),
