@@ -16,8 +16,8 @@ from lifeguard.model.observation import NodeFacts, OwnerJobFacts, PodFacts
 
 PodKey = tuple[str, str]
 
-# The Lease follower lists every 5 s: a view older than three periods means it cannot read them
-# (apiserver or etcd down, or the follower is restarting).
+# The Lease follower lists every 2 s: a view older than several periods means it cannot read
+# them (apiserver or etcd down, or the follower is restarting).
 LEASE_VIEW_FRESH_SECONDS = 15.0
 
 
