@@ -138,6 +138,27 @@ def test_tier_thresholds_and_adaptive_limits_apply_per_job() -> None:
     assert obs.thresholds.adaptive_limit == 600.0
 
 
+def test_each_observation_carries_the_beats_of_the_policys_jobs_on_its_node() -> None:
+    """Node loss needs every job on a node: one beating neighbour keeps the node alive."""
+    policy = spec()
+    found = inventory(pod("a-1"), pod("b-1"))
+    jobs = [
+        job("a-1_2026_11_27T08_00_05_000000", id=1, beat_age=25.0),
+        job("b-1_2026_11_27T08_00_05_000000", id=2, beat_age=2.0),
+        job("laptop-of-dev", id=3, beat_age=50.0),
+    ]
+    pods, nodes = found.freeze("jobs", ClientIds.of(policy).prefixes(jobs), at=0.0)
+
+    quiet, beating, elsewhere = observe(
+        jobs, NOW, policy, InventoryView(pods, nodes, found.nodes_observed)
+    )
+
+    assert quiet.node_beats == beating.node_beats
+    assert quiet.node_beats is not None
+    assert (quiet.node_beats.jobs, quiet.node_beats.beating) == (2, 1)
+    assert elsewhere.node_beats is None  # no pod, no node
+
+
 def test_status_book_sets_every_condition_on_first_sight_as_unknown() -> None:
     book = StatusBook(generation=3)
     book.ensure_conditions(NOW)

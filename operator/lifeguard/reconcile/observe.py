@@ -16,6 +16,7 @@ from lifeguard.model.ownership import could_run_client
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.thresholds import resolve_thresholds
 from lifeguard.reconcile.snapshot import InventoryView
+from lifeguard.verdict.nodes import with_node_beats
 
 Mapped = tuple[str, datetime | None]
 
@@ -54,7 +55,8 @@ def observe(
     client_ids: ClientIds | None = None,
 ) -> list[Observation]:
     observer = _Observer(spec, view, adaptive_limits or {}, client_ids or ClientIds.of(spec))
-    return [observer.observation(job, now) for job in jobs]
+    # Node loss compares each job with the others on its node (verdict.nodes).
+    return with_node_beats([observer.observation(job, now) for job in jobs])
 
 
 @dataclass

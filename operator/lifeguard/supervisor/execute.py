@@ -16,6 +16,7 @@ from lifeguard.reconcile import Outcome, Result
 from lifeguard.river import actions as river_actions
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.errors import DatabaseError
+from lifeguard.river.heartbeats import HeartbeatLocation
 
 
 def always() -> bool:
@@ -37,6 +38,8 @@ class Target:
     # The leadership guard, asked before every batch: a leader whose term ran out by its own
     # clock (frozen, cut off from the apiserver) must not write what it decided before.
     may_act: Callable[[], bool] = field(default=always)
+    # Where the policy's workers keep progress: a retry copies it into lifeguard:resume.
+    heartbeats: HeartbeatLocation | None = None
 
 
 Writer = Callable[[Sequence[PlannedAction], Target], Awaitable[list[Outcome]]]
@@ -57,7 +60,9 @@ async def _retry(actions: Sequence[PlannedAction], to: Target) -> list[river_act
         )
         for a in actions
     ]
-    return await river_actions.retry_many(to.db, requests, schema=to.schema)
+    return await river_actions.retry_many(
+        to.db, requests, schema=to.schema, resume_from=to.heartbeats
+    )
 
 
 async def _cancel(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:

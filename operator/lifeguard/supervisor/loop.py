@@ -32,7 +32,7 @@ from lifeguard.reconcile import (
 from lifeguard.supervisor.apply import patch_status, post_events, record_metrics, write_logs
 from lifeguard.supervisor.connection import DatabaseSource
 from lifeguard.supervisor.execute import LeadershipLost, Target, always, execute
-from lifeguard.supervisor.gather import FleetSource, KindStatistics, gather
+from lifeguard.supervisor.gather import FleetSource, KindStatistics, gather, scan_query
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
 from lifeguard.supervisor.pools import SharedPools
 from lifeguard.supervisor.prune import HeartbeatPruner
@@ -154,7 +154,12 @@ class Supervisor:
             outcomes: list[Outcome] = []
             if effects.actions and db is not None and valid is not None:
                 target = Target(
-                    db, valid.database.schema_, self._kube, self.ref.namespace, self._may_act
+                    db,
+                    valid.database.schema_,
+                    self._kube,
+                    self.ref.namespace,
+                    self._may_act,
+                    heartbeats=scan_query(valid).heartbeats,
                 )
                 outcomes = await execute(effects.actions, target)
             self._state, effects = feed_outcomes(snapshot, self._state, effects, outcomes)
