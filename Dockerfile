@@ -12,20 +12,24 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-# The runtime environment: no pip or setuptools inside; the build stage's pip installs into it.
-RUN python -m venv --without-pip /opt/lifeguard
+# The runtime environment: no pip or setuptools inside; the build venv's pip installs into it.
+# The build tools live in a venv of their own, never in the system interpreter: a Debian-based
+# PYTHON_IMAGE refuses system-wide pip installs (PEP 668); the official image accepts both.
+RUN python -m venv --without-pip /opt/lifeguard \
+ && python -m venv /opt/build
 COPY docker/requirements.lock docker/build-requirements.lock /tmp/
 # Wheels only (no compilers in the image) and hashes checked: what was locked is what runs.
-RUN pip --python /opt/lifeguard/bin/python install --require-hashes --no-deps \
+RUN /opt/build/bin/pip --python /opt/lifeguard/bin/python install --require-hashes --no-deps \
         --only-binary=:all: -r /tmp/requirements.lock \
- && pip install --require-hashes --no-deps --only-binary=:all: -r /tmp/build-requirements.lock
+ && /opt/build/bin/pip install --require-hashes --no-deps --only-binary=:all: \
+        -r /tmp/build-requirements.lock
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # Lifeguard's own wheel, built with the pinned setuptools (no build isolation: nothing
 # unpinned is fetched), then installed without dependencies: they are all in the lock.
-RUN pip wheel --no-deps --no-build-isolation -w /tmp/wheels . \
- && pip --python /opt/lifeguard/bin/python install --no-deps /tmp/wheels/*.whl \
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation -w /tmp/wheels . \
+ && /opt/build/bin/pip --python /opt/lifeguard/bin/python install --no-deps /tmp/wheels/*.whl \
  && /opt/lifeguard/bin/python -c "import lifeguard.cli"
 
 FROM ${PYTHON_IMAGE}

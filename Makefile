@@ -3,7 +3,8 @@
 #   make test       installs and builds what it needs, then runs every test
 #   make demo       the main job on the embedded local environment
 #
-# Go tools are built once into $(LIFEGUARD_CACHE)/tools/<tool>-<version>-<go>/.
+# Go tools are built once into $(LIFEGUARD_CACHE)/tools/<tool>-<version>-<go>/, the real node's
+# images once into $(LIFEGUARD_CACHE)/images/ (tools/images.sh).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +22,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 endef
 
-.PHONY: all test test-unit test-services lint venv tools postgres crds check-crds chart-crds image-lock devenv devenv-down demo bench bench-doc clean
+.PHONY: all test test-unit test-services lint venv tools node-packages node-tools images postgres crds check-crds chart-crds image-lock devenv devenv-down demo bench bench-doc clean
 
 all: test
 
@@ -44,6 +45,25 @@ postgres:
 tools:
 	@tools/build.sh >/dev/null
 
+# The real node (tests/devenv/realnode.py) needs Debian's buildah and debootstrap (images),
+# libseccomp-dev (runc's seccomp support) and iproute2 (its pod bridge); installed once as root.
+NODE_PACKAGES := buildah debootstrap libseccomp-dev iproute2
+node-packages:
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing $$missing from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing packages: run 'sudo apt-get install $$missing'" >&2; exit 1; fi
+
+# kubelet, containerd (+ ctr and the runc shim), runc and the CNI plugins of the real node.
+node-tools: node-packages
+	@tools/build.sh kubelet containerd runc cni >/dev/null
+
+# The real node's images (base, operator, worker, pause), built with buildah.
+images: node-packages
+	@tools/images.sh >/dev/null
+
 lint: venv
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
@@ -56,7 +76,7 @@ test-unit: venv
 
 # Everything: lint, unit, then integration and end-to-end tests on the real
 # PostgreSQL, River and Kubernetes control plane started by tests/devenv.
-test: venv postgres tools lint
+test: venv postgres tools node-tools images lint
 	$(call pytest,tests)
 
 # The JobPolicy CRD and the reference in docs/jobpolicy.md are generated from lifeguard.model.
@@ -93,7 +113,7 @@ clean:
 
 # Detection, cost and scale figures on the real local environment (never part of `make test`):
 # build/bench/results.json and results.md. Sizes: BENCH_* variables (bench/config.py).
-bench: venv postgres tools
+bench: venv postgres tools node-tools images
 	PYTHONPATH=tests:. $(PY) -m bench --out build/bench
 
 # docs/performance.md from build/bench/results.json (after `make bench`).
