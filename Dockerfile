@@ -44,7 +44,10 @@ ENV PATH=/opt/lifeguard/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TMPDIR=/tmp
-# The "nonroot" uid/gid of distroless images; numeric so that runAsNonRoot can verify it.
+# The "nonroot" uid/gid of distroless images; numeric so that runAsNonRoot can verify it. It
+# gets a passwd entry: kopf names the operator after the user (getpass), which needs one.
+RUN echo "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin" >> /etc/passwd \
+ && echo "nonroot:x:65532:" >> /etc/group
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["lifeguard"]

@@ -158,6 +158,8 @@ image() {
 		pause) build_static pause "$ref" "$archive" "$here/pause" ;;
 		esac
 		echo "built image $name in $((SECONDS - start))s -> $archive ($(du -h "$archive" | cut -f1))" >&2
+		# The archive is the cache; buildah's store keeps only the base (a later FROM).
+		[[ $name == base ]] || buildah rmi "$ref" >/dev/null 2>&1 || true
 	fi
 	echo "$name $ref $archive"
 }
