@@ -22,6 +22,7 @@ from devenv.tools import tool_dir
 
 DATABASE = "lifeguard"
 NODE_AGENT_PREFIX = "nodeagent-"
+REAL_NODE_PREFIX = "realnode-"
 TOOLS = ("kubectl", "helm", "river", "etcd", "kube-apiserver")
 
 
@@ -150,8 +151,13 @@ def down(state_dir: Path) -> list[str]:
     runs = procs.run_dir(state_dir)
     known = {*controlplane.DAEMONS, "postgres"}
     stopped: list[str] = []
+    # The real node first: its containers, mounts, bridge and cgroups go with it.
+    if any(runs.glob(f"{REAL_NODE_PREFIX}*.pid")) and importlib.import_module(
+        "devenv.realnode"
+    ).stop(state_dir):
+        stopped.append("realnode")
     for pid_file in sorted(runs.glob("*.pid")):
-        if pid_file.stem in known:
+        if pid_file.stem in known or pid_file.stem.startswith(REAL_NODE_PREFIX):
             continue
         if pid_file.stem.startswith(NODE_AGENT_PREFIX):
             # The node agent's own stop also removes its pods' memory cgroups.

@@ -106,11 +106,17 @@ class PostgresCluster:
 
     @classmethod
     def start(
-        cls, state_dir: Path, *, timeout: float = 60.0, port: int | None = None
+        cls,
+        state_dir: Path,
+        *,
+        timeout: float = 60.0,
+        port: int | None = None,
+        socket_dir: Path | None = None,
     ) -> PostgresCluster:
         """Initialises (once) and starts a cluster in <state_dir>/postgres/data.
 
         `port` restarts a stopped cluster where its clients expect it (outage tests).
+        `socket_dir` also serves the unix socket there (the real node's pods mount it).
         """
         bin_dir = find_bin_dir()
         user = _service_user()
@@ -125,7 +131,13 @@ class PostgresCluster:
             _initdb(bin_dir, data_dir, user)
         port = port or ports.free_port()
         argv: list[str] = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port)]
-        for key, value in SETTINGS.items():
+        settings = dict(SETTINGS)
+        if socket_dir is not None:
+            socket_dir.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                shutil.chown(socket_dir, user, user)
+            settings["unix_socket_directories"] = str(socket_dir)
+        for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         daemon = procs.start_daemon(state_dir, "postgres", argv, cwd=base, user=user)
         cluster = cls(data_dir=data_dir, port=port, daemon=daemon)
