@@ -1,0 +1,231 @@
+"""Scenarios on the real node: worker pods from the worker image, the operator from its image.
+
+The real node is tainted (REAL_NODE_TAINT), so only pods that ask for it land there: the node
+agents' pods elsewhere in a shared control plane never meet a kubelet that cannot run them.
+Worker pods reach PostgreSQL through its unix socket folder (hostPath, read-only) and keep
+their own network and UTS namespaces: the hostname River's client ID starts with is the pod's
+name. The operator is installed by `helm install` into a namespace that enforces the
+restricted Pod Security Standard, with two test-environment settings (see install_operator).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devenv import helm, realnode, river
+from devenv.controlplane import ControlPlane
+from devenv.nodeagent_kube import KubeClient
+from devenv.postgres import PostgresCluster
+from devenv.realnode import NODE_NAME, TAINT_KEY, RealNode
+from devenv.realnode_relay import LoopbackRelay, pod_pid
+from devenv.scenario import WORKER_LABELS, Json, Scenario, migrate_heartbeats, wait_for
+
+REAL_NODE_TAINT = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+# Where worker pods see PostgreSQL's socket folder.
+SOCKET_MOUNT = "/run/postgresql"
+DATABASE = "lifeguard"
+
+
+def socket_dsn(database: str, port: int, user: str = "postgres") -> str:
+    """A libpq URL over the unix socket in SOCKET_MOUNT (the port names the socket file)."""
+    return f"postgresql://{user}@/{database}?host={SOCKET_MOUNT}&port={port}"
+
+
+@dataclass
+class RealScenario(Scenario):
+    """A Scenario whose worker pods run the worker image on the real node."""
+
+    node: RealNode | None = None
+    socket_dir: Path | None = None
+    worker_dsn: str = ""
+    relays: list[LoopbackRelay] = field(default_factory=list)
+
+    def worker_pod(
+        self,
+        name: str,
+        queue: str,
+        *,
+        env: dict[str, str] | None = None,
+        memory: str | None = None,
+        node: str | None = None,
+        restart_policy: str = "Never",
+        labels: dict[str, str] | None = None,
+        grace_seconds: int = 5,
+    ) -> str:
+        assert self.node is not None and self.socket_dir is not None
+        variables = {
+            "DATABASE_URL": self.worker_dsn,
+            "WORKER_QUEUES": queue,
+            "HEARTBEAT_INTERVAL": "1s",
+            "SHUTDOWN_TIMEOUT": "2s",
+            **({"RIVER_SCHEMA": self.schema} if self.schema else {}),
+            **(env or {}),
+        }
+        container: Json = {
+            "name": "worker",
+            "image": self.node.images["worker"].reference,
+            "imagePullPolicy": "Never",
+            "args": ["run"],
+            "env": [{"name": k, "value": v} for k, v in variables.items()],
+            "volumeMounts": [{"name": "pg-socket", "mountPath": SOCKET_MOUNT, "readOnly": True}],
+        }
+        if memory:
+            container["resources"] = {"limits": {"memory": memory}}
+        spec: Json = {
+            "nodeName": node or self.node.name,
+            "tolerations": [REAL_NODE_TAINT],
+            "restartPolicy": restart_policy,
+            "terminationGracePeriodSeconds": grace_seconds,
+            "containers": [container],
+            "volumes": [
+                {
+                    "name": "pg-socket",
+                    "hostPath": {"path": str(self.socket_dir), "type": "Directory"},
+                }
+            ],
+        }
+        self.kube.create(
+            f"/api/v1/namespaces/{self.namespace}/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": {**WORKER_LABELS, **(labels or {})}},
+                "spec": spec,
+            },
+        )
+        self.pods.append(name)
+        wait_for(lambda: self._running(name), 120, f"pod {name} to run on the real node")
+        return name
+
+    def container_id(self, pod: str) -> str:
+        status = (self.pod(pod) or {}).get("status") or {}
+        statuses = status.get("containerStatuses") or []
+        raw = str(statuses[0].get("containerID") or "") if statuses else ""
+        return raw.split("://", 1)[-1]
+
+    def restart_count(self, pod: str) -> int:
+        statuses = ((self.pod(pod) or {}).get("status") or {}).get("containerStatuses") or []
+        return int(statuses[0].get("restartCount") or 0) if statuses else 0
+
+
+def install_operator(
+    plane: ControlPlane,
+    node: RealNode,
+    release: str,
+    namespace: str,
+    watched: list[str],
+    host_ports: list[int],
+) -> LoopbackRelay:
+    """`helm install` of the chart from the operator image; returns the pod's loopback relay.
+
+    Test-environment settings, passed as ordinary values (the chart's defaults are untouched):
+    `extraEnv` points the in-cluster configuration at 127.0.0.1:<apiserver port> (this cluster
+    has no kube-proxy, so the `kubernetes` Service address leads nowhere), and the relay makes
+    that address, and PostgreSQL's, reachable on the pod's own loopback.
+    """
+    api_port = int(plane.server.rsplit(":", 1)[1])
+    plane.kubectl(
+        "apply", "-f", "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": namespace,
+                    "labels": {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+            }
+        ),
+    )  # fmt: skip
+    image = node.images["operator"]
+    values: dict[str, Any] = {
+        "image": {"repository": image.repository, "tag": image.tag, "pullPolicy": "Never"},
+        "watch": {"namespaces": watched},
+        "nodeSelector": {"kubernetes.io/hostname": NODE_NAME},
+        "tolerations": [REAL_NODE_TAINT],
+        "extraEnv": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)},
+        ],
+    }
+    done = helm.install(release, namespace, values, plane.kubeconfig)
+    assert done.returncode == 0, done.stderr
+    plane.kubectl(
+        "wait", "--for=condition=Established", "crd/jobpolicies.lifeguard.dev", "--timeout=60s"
+    )
+
+    def sandbox_pid() -> int | None:
+        pods = (
+            plane.kubectl_json(
+                "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
+            ).get("items")
+            or []
+        )
+        for pod in pods:  # type: ignore[union-attr]
+            pid = pod_pid(pod["metadata"]["uid"])
+            if pid:
+                return pid
+        return None
+
+    pid = wait_for(sandbox_pid, 120, "the operator pod's sandbox on the real node", step=0.05)
+    return LoopbackRelay(pid, [api_port, *host_ports])
+
+
+@contextmanager
+def real_world(
+    home: Path,
+    plane: ControlPlane,
+    worker: Path,
+    *,
+    release: str,
+    release_namespace: str,
+    watched: str,
+    policy: str,
+    spec: Json,
+) -> Iterator[RealScenario]:
+    """PostgreSQL (serving its socket too), the real node joined to `plane`, the operator
+    installed by Helm watching `watched`, and policy `policy` Ready; all gone afterwards."""
+    socket_dir = home / "pg-socket"
+    cluster = PostgresCluster.start(home, socket_dir=socket_dir)
+    relay: LoopbackRelay | None = None
+    try:
+        dsn = cluster.create_database(DATABASE)
+        river.migrate(dsn)
+        migrate_heartbeats(dsn)
+        node = realnode.start(home, plane)
+        world = RealScenario(
+            plane=plane,
+            kube=KubeClient(plane.kubeconfig),
+            namespace=watched,
+            dsn=dsn,
+            worker=worker,
+            node=node,
+            socket_dir=socket_dir,
+            worker_dsn=socket_dsn(DATABASE, cluster.port),
+        )
+        world.create_namespace()
+        # The operator reads the database at the address the host uses: the relay makes it
+        # (and the apiserver's) reachable on the operator pod's own loopback.
+        world.create_secret("river-db", dsn)
+        relay = install_operator(plane, node, release, release_namespace, [watched], [cluster.port])
+        world.apply_policy(policy, spec)
+        world.wait_condition(policy, "Ready", "True", timeout=180)
+        yield world
+    finally:
+        if relay is not None:
+            relay.close()
+        helm.uninstall(release, release_namespace, plane.kubeconfig)
+        plane.kubectl(
+            "delete", "namespace", watched, release_namespace, "--wait=false", check=False
+        )
+        realnode.stop(home)
+        plane.kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
+        cluster.stop()
