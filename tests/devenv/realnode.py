@@ -46,7 +46,7 @@ NODE_NAME = "realnode"
 TAINT_KEY = "lifeguard.dev/real-node"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The pod subnet is a /24 of this range, chosen per state folder (see `_ids`).
-POD_RANGE = ipaddress.ip_network("10.244.0.0/16")
+POD_RANGE = ipaddress.IPv4Network("10.244.0.0/16")
 
 
 class RealNodeError(RuntimeError):

@@ -120,8 +120,8 @@ def install_operator(
     namespace: str,
     watched: list[str],
     host_ports: list[int],
-) -> LoopbackRelay:
-    """`helm install` of the chart from the operator image; returns the pod's loopback relay.
+) -> list[LoopbackRelay]:
+    """`helm install` of the chart from the operator image; returns its pods' loopback relays.
 
     Test-environment settings, passed as ordinary values (the chart's defaults are untouched):
     `extraEnv` points the in-cluster configuration at 127.0.0.1:<apiserver port> (this cluster
@@ -162,21 +162,27 @@ def install_operator(
         "wait", "--for=condition=Established", "crd/jobpolicies.lifeguard.dev", "--timeout=60s"
     )
 
-    def sandbox_pid() -> int | None:
-        pods = (
-            plane.kubectl_json(
-                "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
-            ).get("items")
-            or []
-        )
-        for pod in pods:  # type: ignore[union-attr]
-            pid = pod_pid(pod["metadata"]["uid"])
-            if pid:
-                return pid
-        return None
+    deployment = plane.kubectl_json(
+        "get", "deployment", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
+    )
+    items: list[Json] = deployment["items"]  # type: ignore[assignment]
+    replicas = int(items[0]["spec"]["replicas"])
+    relays: dict[str, LoopbackRelay] = {}
 
-    pid = wait_for(sandbox_pid, 120, "the operator pod's sandbox on the real node", step=0.05)
-    return LoopbackRelay(pid, [api_port, *host_ports])
+    def attach() -> bool:
+        """A relay into each replica's network namespace, as soon as its sandbox runs."""
+        pods = plane.kubectl_json(
+            "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
+        )
+        for pod in pods["items"]:  # type: ignore[attr-defined]
+            uid = pod["metadata"]["uid"]
+            pid = None if uid in relays else pod_pid(uid)
+            if pid:
+                relays[uid] = LoopbackRelay(pid, [api_port, *host_ports])
+        return len(relays) >= replicas
+
+    wait_for(attach, 120, f"the operator's {replicas} pods' sandboxes on the real node", step=0.05)
+    return list(relays.values())
 
 
 @contextmanager
@@ -195,7 +201,7 @@ def real_world(
     installed by Helm watching `watched`, and policy `policy` Ready; all gone afterwards."""
     socket_dir = home / "pg-socket"
     cluster = PostgresCluster.start(home, socket_dir=socket_dir)
-    relay: LoopbackRelay | None = None
+    relays: list[LoopbackRelay] = []
     try:
         dsn = cluster.create_database(DATABASE)
         river.migrate(dsn)
@@ -215,12 +221,14 @@ def real_world(
         # The operator reads the database at the address the host uses: the relay makes it
         # (and the apiserver's) reachable on the operator pod's own loopback.
         world.create_secret("river-db", dsn)
-        relay = install_operator(plane, node, release, release_namespace, [watched], [cluster.port])
+        relays = install_operator(
+            plane, node, release, release_namespace, [watched], [cluster.port]
+        )
         world.apply_policy(policy, spec)
         world.wait_condition(policy, "Ready", "True", timeout=180)
         yield world
     finally:
-        if relay is not None:
+        for relay in relays:
             relay.close()
         helm.uninstall(release, release_namespace, plane.kubeconfig)
         plane.kubectl(
