@@ -23,7 +23,7 @@ from devenv.nodeagent_kube import KubeClient
 from devenv.postgres import PostgresCluster
 from devenv.realnode import NODE_NAME, TAINT_KEY, RealNode
 from devenv.realnode_relay import LoopbackRelay, pod_pid
-from devenv.scenario import WORKER_LABELS, Json, Scenario, migrate_heartbeats, wait_for
+from devenv.scenario import Json, Scenario, migrate_heartbeats, wait_for
 
 REAL_NODE_TAINT = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 # Where worker pods see PostgreSQL's socket folder.
@@ -45,7 +45,7 @@ class RealScenario(Scenario):
     worker_dsn: str = ""
     relays: list[LoopbackRelay] = field(default_factory=list)
 
-    def worker_pod(
+    def worker_pod_body(
         self,
         name: str,
         queue: str,
@@ -56,51 +56,33 @@ class RealScenario(Scenario):
         restart_policy: str = "Never",
         labels: dict[str, str] | None = None,
         grace_seconds: int = 5,
-    ) -> str:
+    ) -> Json:
+        """The worker image on the real node, PostgreSQL through its socket folder."""
         assert self.node is not None and self.socket_dir is not None
-        variables = {
-            "DATABASE_URL": self.worker_dsn,
-            "WORKER_QUEUES": queue,
-            "HEARTBEAT_INTERVAL": "1s",
-            "SHUTDOWN_TIMEOUT": "2s",
-            **({"RIVER_SCHEMA": self.schema} if self.schema else {}),
-            **(env or {}),
-        }
-        container: Json = {
-            "name": "worker",
-            "image": self.node.images["worker"].reference,
-            "imagePullPolicy": "Never",
-            "args": ["run"],
-            "env": [{"name": k, "value": v} for k, v in variables.items()],
-            "volumeMounts": [{"name": "pg-socket", "mountPath": SOCKET_MOUNT, "readOnly": True}],
-        }
-        if memory:
-            container["resources"] = {"limits": {"memory": memory}}
-        spec: Json = {
-            "nodeName": node or self.node.name,
-            "tolerations": [REAL_NODE_TAINT],
-            "restartPolicy": restart_policy,
-            "terminationGracePeriodSeconds": grace_seconds,
-            "containers": [container],
-            "volumes": [
-                {
-                    "name": "pg-socket",
-                    "hostPath": {"path": str(self.socket_dir), "type": "Directory"},
-                }
-            ],
-        }
-        self.kube.create(
-            f"/api/v1/namespaces/{self.namespace}/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "labels": {**WORKER_LABELS, **(labels or {})}},
-                "spec": spec,
-            },
+        body = super().worker_pod_body(
+            name,
+            queue,
+            env={"DATABASE_URL": self.worker_dsn, **(env or {})},
+            memory=memory,
+            node=node or self.node.name,
+            restart_policy=restart_policy,
+            labels=labels,
+            grace_seconds=grace_seconds,
         )
-        self.pods.append(name)
-        wait_for(lambda: self._running(name), 120, f"pod {name} to run on the real node")
-        return name
+        spec = body["spec"]
+        [container] = spec["containers"]
+        del container["command"]
+        container.update(
+            image=self.node.images["worker"].reference,
+            imagePullPolicy="Never",
+            args=["run"],
+            volumeMounts=[{"name": "pg-socket", "mountPath": SOCKET_MOUNT, "readOnly": True}],
+        )
+        spec["tolerations"] = [REAL_NODE_TAINT]
+        spec["volumes"] = [
+            {"name": "pg-socket", "hostPath": {"path": str(self.socket_dir), "type": "Directory"}}
+        ]
+        return body
 
     def container_id(self, pod: str) -> str:
         status = (self.pod(pod) or {}).get("status") or {}
