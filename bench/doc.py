@@ -31,10 +31,12 @@ it takes about six minutes on two cores. `make test` runs the same harness on ti
 (tests/integration/test_bench_harness.py) and never the full bench.
 
 Sizes and parts are environment variables (bench/config.py): `BENCH_SECTIONS`
-(`database,cluster`), `BENCH_SIZES` (running jobs per scan figure), `BENCH_WAL_JOBS`,
+(`database,cluster,policies`), `BENCH_SIZES` (running jobs per scan figure), `BENCH_WAL_JOBS`,
 `BENCH_WAL_BEATS`, `BENCH_HEARTBEAT_ROWS_JOBS`, `BENCH_DEATH_EVENTS`, `BENCH_NODE_LOSS_JOBS`,
 `BENCH_STUCK_EVENTS`, `BENCH_HEALTHY_JOBS`, `BENCH_RESCUER_AFTER_S`, `BENCH_SCALE_PODS`,
-`BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`, `BENCH_NODE_MONITOR_GRACE`.
+`BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`, `BENCH_NODE_MONITOR_GRACE`,
+and for the `policies` section `BENCH_POLICY_SIZES`, `BENCH_POLICY_NAMESPACES`,
+`BENCH_POLICY_JOBS`, `BENCH_POLICY_CONNECTION_CAP`.
 A figure whose size was not run stays `null` ("not measured").
 
 Measured on: {machine}.

@@ -206,7 +206,8 @@ FIGURES: tuple[Figure, ...] = (
 def _policy_figures(prefix: str, size: str, targets: bool) -> tuple[Figure, ...]:
     """The many-policies figures of one size (bench/policies.py); targets apply at 200."""
     world = (
-        f"{size} in namespaces of four (three one-queue tier policies, then a catch-all),"
+        f"{size} in namespaces of four (three one-queue tier policies, then a catch-all of the"
+        " team's four queues),"
         " one database, 10k running jobs (50 namespaces of 200 pods, bench/scale.py's ghost"
         " pods; fresh beats; DryRun; scanInterval 5s, the default; --max-database-connections 10)"
     )

@@ -3,11 +3,11 @@
 One River database, 10k running jobs in 50 namespaces of 200 ghost pods (as bench/scale.py
 makes them: Running in the API on a Node this process keeps Ready, no processes, fresh beats
 written by an UPDATE). Each namespace has four queues. A size of P policies fills P/4
-namespaces with three one-queue tier policies and then a catch-all (no selector: it scans every
-running job of the database and judges only its own namespace's, and only the queue no older
-tier takes; its Overlapping condition names the tiers). A size of 1 is one catch-all. Sizes
-run in turn on one operator (`lifeguard run -A --max-database-connections 10`), each replacing
-the previous size's policies.
+namespaces with three one-queue tier policies and then a team catch-all selecting the
+namespace's four queues (it judges the queue no older tier takes; its Overlapping condition
+names the tiers). A size of 1 is one team catch-all. Sizes run in turn on one operator
+(`lifeguard run -A --max-database-connections 10`), each replacing the previous size's
+policies, after the operator has had a minute to take in the pods.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ PREFIXES = {1: "policies_1", 20: "policies_20", 200: "many_policies"}
 FIGURE_NAMESPACES = 50
 FIGURE_JOBS = 10_000
 SETTLE_S = 10.0
+STARTUP_SETTLE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _environment(config: BenchConfig, state_dir: Path) -> Iterator[tuple[World, 
             extra_args=["--max-database-connections", str(config.policy_connection_cap)],
         )
         stack.callback(operator.stop)
+        time.sleep(STARTUP_SETTLE_S)  # the watch events of 10k new pods, taken in
         yield world, operator
 
 
@@ -171,11 +173,17 @@ def _policies(world: World, size: int) -> list[tuple[str, str, dict[str, Any], i
         for tier, name in enumerate(TIERS):
             spec = {**base, "selector": {"queues": [queue_name(namespace, tier)]}}
             tiers.append((namespace, name, spec, per_queue))
-        catch_alls.append((namespace, CATCH_ALL, dict(base), per_queue))
+        catch_alls.append((namespace, CATCH_ALL, _team(base, namespace), per_queue))
     if rest:
         # A namespace with its catch-all alone: it judges all of its namespace's jobs.
-        catch_alls.append((world.namespaces[full], CATCH_ALL, dict(base), world.jobs_per_namespace))
+        namespace = world.namespaces[full]
+        catch_alls.append((namespace, CATCH_ALL, _team(base, namespace), world.jobs_per_namespace))
     return tiers + catch_alls
+
+
+def _team(base: dict[str, Any], namespace: str) -> dict[str, Any]:
+    queues = [queue_name(namespace, tier) for tier in range(QUEUES_PER_NAMESPACE)]
+    return {**base, "selector": {"queues": queues}}
 
 
 def _measure(

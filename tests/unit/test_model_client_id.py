@@ -10,6 +10,7 @@ import pytest
 from lifeguard.model.client_id import (
     DEFAULT_CLIENT_ID_PATTERN,
     client_id_pod_and_start,
+    parse_started,
     pod_name_matches,
     river_host_of_pod,
 )
@@ -86,3 +87,35 @@ def test_kubelet_trims_a_long_hostname_before_river_cuts_it() -> None:
 def test_other_pods_do_not_match_the_prefix() -> None:
     assert not pod_name_matches("worker-1", "worker-10")
     assert not pod_name_matches("worker-10", "worker-1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024_03_07T04_39_12_123456",
+        "1999_12_31T23_59_59_999999",
+        "2024_02_29T00_00_00_000000",
+    ],
+)
+def test_start_parsing_agrees_with_strptime(text: str) -> None:
+    expected = datetime.strptime(text, "%Y_%m_%dT%H_%M_%S_%f").replace(tzinfo=UTC)
+
+    assert parse_started(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024_13_07T04_39_12_123456",  # month 13
+        "2023_02_29T00_00_00_000000",  # not a leap year
+        "2024_03_07 04_39_12_123456",
+        "2024-03-07T04_39_12_123456",
+        "2024_03_07T04_39_12_12345",
+        "2024_03_07T04_39_12_1234567",
+        "2024_03_07T04_39_12_+12345",
+        "\uff12024_03_07T04_39_12_123456",  # a fullwidth digit
+        "",
+    ],
+)
+def test_a_start_not_in_rivers_format_is_none(text: str) -> None:
+    assert parse_started(text) is None

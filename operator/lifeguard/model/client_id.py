@@ -39,12 +39,34 @@ def client_id_pod_and_start(
     return prefix, _started_at(found)
 
 
+def client_id_pod(pattern: re.Pattern[str], client_id: str) -> str | None:
+    """The pod name prefix of a client ID alone (no start time): what most lookups need."""
+    found = pattern.search(client_id)
+    if found is None or not found.group(POD_GROUP):
+        return None
+    return found.group(POD_GROUP).replace("_", ".")
+
+
 def _started_at(found: re.Match[str]) -> datetime | None:
     if STARTED_GROUP not in found.re.groupindex or found.group(STARTED_GROUP) is None:
         return None
+    return parse_started(found.group(STARTED_GROUP))
+
+
+# STARTED_FORMAT's fields, ASCII digits only.
+_STARTED = re.compile(r"(\d{4})_(\d{2})_(\d{2})T(\d{2})_(\d{2})_(\d{2})_(\d{6})", re.ASCII)
+
+
+def parse_started(text: str) -> datetime | None:
+    """A client start in STARTED_FORMAT, None when it is not one. Not strptime: it costs ten
+    times as much, and a scan of 10k jobs from 10k pods parses 10k distinct client IDs."""
+    found = _STARTED.fullmatch(text)
+    if found is None:
+        return None
     try:
-        return datetime.strptime(found.group(STARTED_GROUP), STARTED_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
+        year, month, day, hour, minute, second, micro = (int(part) for part in found.groups())
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    except ValueError:  # month 13, February 30th, ...
         return None
 
 

@@ -36,12 +36,15 @@ def claim(jobs: Sequence[JobFacts], snapshot: Snapshot, client_ids: ClientIds) -
     owned: list[JobFacts] = []
     not_judged: list[NotJudged] = []
     for job in jobs:
-        mapped = client_ids.map(job.client_id)
-        if mapped is None:
+        prefix = client_ids.prefix(job.client_id)
+        if prefix is None:
             home = home_of(None, None, ())
         else:
-            prefix, started = mapped
-            home = home_of(prefix, started, view.pods_anywhere(prefix))
+            pods = view.pods_anywhere(prefix)
+            # The client's start tells same-named pods of two namespaces apart; reading it
+            # costs more than the rest, so only then.
+            mapped = client_ids.map(job.client_id) if len(pods) > 1 else None
+            home = home_of(prefix, mapped[1] if mapped else None, pods)
         ownership = judges.ownership(job, home, me)
         if ownership.owned:
             owned.append(job)
