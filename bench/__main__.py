@@ -22,6 +22,7 @@ from bench.config import BenchConfig
 from bench.database import run_database
 from bench.figures import Results, write
 from bench.policies import run_policies
+from bench.realnode import run_realnode
 
 log = logging.getLogger("bench")
 
@@ -69,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_section(section: str, config: BenchConfig, state_dir: Path, results: Results) -> None:
-    runners = {"database": run_database, "cluster": run_cluster, "policies": run_policies}
+    runners = {
+        "database": run_database,
+        "cluster": run_cluster,
+        "policies": run_policies,
+        "realnode": run_realnode,
+    }
     runners[section](config, state_dir, results)
 
 

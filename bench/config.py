@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("database", "cluster", "policies")
+SECTIONS = ("database", "cluster", "policies", "realnode")
 
 
 def _ints(name: str, default: str) -> tuple[int, ...]:
@@ -69,6 +69,8 @@ class BenchConfig:
     policy_namespaces: int = 50
     policy_jobs: int = 10_000
     policy_connection_cap: int = 10
+    # Real node: OOM kills, one pod at a time (real_node_oom_to_retryable_p99_s).
+    real_node_ooms: int = 10
 
     @classmethod
     def from_env(cls, out_dir: Path) -> BenchConfig:
@@ -103,4 +105,5 @@ class BenchConfig:
             policy_namespaces=max(1, _int("BENCH_POLICY_NAMESPACES", 50)),
             policy_jobs=max(1, _int("BENCH_POLICY_JOBS", 10_000)),
             policy_connection_cap=max(1, _int("BENCH_POLICY_CONNECTION_CAP", 10)),
+            real_node_ooms=_int("BENCH_REAL_NODE_OOMS", 10),
         )
