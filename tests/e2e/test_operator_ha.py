@@ -14,6 +14,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -325,6 +327,29 @@ def test_lease_names_the_leader_and_counts_transitions(
     ]
 
     assert spec["holderIdentity"] == leader.identity
+    # Renewals replace the whole object: the chart's labels must survive them.
+    assert lease["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE  # type: ignore[index]
     assert spec["leaseDurationSeconds"] == 15
     assert spec["leaseTransitions"] >= 4  # every failover above changed hands
     assert any(e["reason"] == "LeaderElected" and leader.identity in e["message"] for e in events)
+
+
+def test_explain_names_the_acting_replica_in_its_header(
+    ha: tuple[Scenario, Replicas], control_plane: ControlPlane
+) -> None:
+    _, replicas = ha
+    leader, _ = replicas.roles()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lifeguard.cli", "explain", POLICY, "-n", JOBS],
+        env={"KUBECONFIG": str(control_plane.kubeconfig), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0]
+    assert header.startswith("Operator leader")
+    assert f"{leader.identity} (Lease {HOME}/{replicas.lease[1]}" in header

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from lifeguard.cli.explain_fleet import fleet_source, namespace_policies
+from lifeguard.cli.explain_leader import OPERATOR_LEASE_SELECTOR, Leader, leader_line, leaders
 from lifeguard.cli.explain_report import effects_text, not_judged_text, report, rows, table
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
@@ -126,11 +127,27 @@ async def gather_and_reconcile(
     return effects
 
 
+async def operator_leaders(kube: KubeClient) -> list[Leader] | None:
+    """The replicas that lead, from the operator Leases (None: not allowed to list them)."""
+    try:
+        found = await kube.list_leases(OPERATOR_LEASE_SELECTOR)
+    except ClusterError:
+        return None
+    return None if found is None else leaders(found)
+
+
+async def _explain(
+    kube: KubeClient, namespace: str, name: str, database_url: str | None
+) -> tuple[Effects, list[Leader] | None]:
+    effects = await gather_and_reconcile(kube, namespace, name, database_url)
+    return effects, await operator_leaders(kube)
+
+
 def explain(args: argparse.Namespace) -> int:
     namespace = args.namespace or os.environ.get("LIFEGUARD_NAMESPACE") or current_namespace()
     try:
-        effects = asyncio.run(
-            gather_and_reconcile(KubeClient(), namespace, args.policy, args.database_url)
+        effects, found = asyncio.run(
+            _explain(KubeClient(), namespace, args.policy, args.database_url)
         )
     except (ClusterError, DatabaseError, SpecError) as exc:
         print(f"lifeguard explain: {exc}", file=sys.stderr)
@@ -139,11 +156,16 @@ def explain(args: argparse.Namespace) -> int:
         # The cycle never scanned: say why, as the policy's Ready condition would.
         print(f"lifeguard explain: {_not_scanning(effects)}", file=sys.stderr)
         return 1
+    answer = {
+        **report(effects),
+        "operatorLeaders": None if found is None else [leader.json() for leader in found],
+    }
     if args.output == "json":
-        print(json.dumps(report(effects), indent=2))
+        print(json.dumps(answer, indent=2))
     elif args.output == "yaml":
-        print(yaml.safe_dump(report(effects), sort_keys=False), end="")
+        print(yaml.safe_dump(answer, sort_keys=False), end="")
     else:
+        print(leader_line(found))
         print(_text(effects, f"{namespace}/{args.policy}"))
     return 0
 

@@ -17,6 +17,12 @@ from datetime import datetime
 from typing import Any
 
 MICRO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The labels of every operator Lease: the chart's, and the operator's own when it creates one,
+# so that `lifeguard explain` finds the leader without knowing the release.
+OPERATOR_LEASE_LABELS = {
+    "app.kubernetes.io/part-of": "river-lifeguard",
+    "app.kubernetes.io/component": "operator",
+}
 
 
 class TimingError(ValueError):

@@ -335,6 +335,22 @@ class KubeClient:
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 
+    async def list_leases(self, label_selector: str) -> list[dict[str, Any]] | None:
+        """Leases in every namespace matching the selector, or None when RBAC forbids it."""
+        try:
+            response = await self._call(
+                "listing Leases",
+                self._coordination.list_lease_for_all_namespaces,
+                label_selector=label_selector,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 403:
+                return None
+            raise ClusterError(f"listing Leases: {exc.reason}") from None
+        items: list[dict[str, Any]] = _json(response).get("items") or []
+        return items
+
     async def post_event(self, about: ObjectRef, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event, as `kubectl describe` shows them; failures are not fatal."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

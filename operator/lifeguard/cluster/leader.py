@@ -23,6 +23,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lifeguard.cluster.election import (
+    OPERATOR_LEASE_LABELS,
     ElectionTiming,
     LeaseRecord,
     Observed,
@@ -59,6 +60,7 @@ class LeaseLock:
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leader-lease")
         self._resource_version = ""
+        self._kept_metadata: dict[str, Any] = {}
 
     def describe(self) -> str:
         return f"Lease {self.namespace}/{self.name}"
@@ -78,7 +80,11 @@ class LeaseLock:
         lease = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": dict(OPERATOR_LEASE_LABELS),
+            },
             "spec": record.to_spec(),
         }
         try:
@@ -94,7 +100,10 @@ class LeaseLock:
         lease = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
+            # A replace writes the whole object: keep the labels and annotations it had
+            # (the chart's, by which `lifeguard explain` finds the Lease).
             "metadata": {
+                **self._kept_metadata,
                 "name": self.name,
                 "namespace": self.namespace,
                 "resourceVersion": self._resource_version,
@@ -130,6 +139,9 @@ class LeaseLock:
         metadata = body.get("metadata") or {}
         self._resource_version = str(metadata.get("resourceVersion") or "")
         self.uid = str(metadata.get("uid") or "")
+        self._kept_metadata = {
+            key: metadata[key] for key in ("labels", "annotations") if metadata.get(key)
+        }
         return LeaseRecord.from_spec(body.get("spec"))
 
     def _error(self, doing: str, exc: ApiException) -> ClusterError:
