@@ -34,6 +34,7 @@ from bench.cluster_env import (
     start_pods,
 )
 from bench.config import BenchConfig
+from bench.failover import measure_failover
 from bench.figures import Results
 from bench.rerun import death_to_rerun, node_loss
 from bench.scale import measure_scale
@@ -58,6 +59,7 @@ def run_cluster(config: BenchConfig, state_dir: Path, results: Results) -> None:
         _stuck(env, results)
         node_loss(env, results)
         rescuer.finish(results)
+        measure_failover(env, results)
         measure_scale(env, results)
         results.set("false_rescues", _false_rescues(env))
 

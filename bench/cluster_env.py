@@ -31,6 +31,9 @@ from lifeguard.river import heartbeat_table_ddl
 log = logging.getLogger("bench")
 
 NAMESPACE = "bench"
+# What the bench's operators watch, and the Lease they share (failover figures).
+OPERATOR_NAMESPACES = [NAMESPACE, "bench-scale"]
+BENCH_LEASE = ("default", "lifeguard-bench")
 RESCUER_NAMESPACE = "bench-rescuer"
 CHAOS_NODES = ("node-1", "node-2")
 LOST_NODE = "node-3"
@@ -108,11 +111,17 @@ def environment(config: BenchConfig, state_dir: Path) -> Iterator[Env]:
             watch=JobWatch(dsn, config.poll_interval_s),
         )
         env.operator = start_operator(
-            state_dir, plane.kubeconfig, namespaces=[NAMESPACE, "bench-scale"]
+            state_dir, plane.kubeconfig, namespaces=OPERATOR_NAMESPACES, lease=BENCH_LEASE
         )
-        stack.callback(env.operator.stop)
+        # The failover figures replace the operator: stop whichever runs at the end.
+        stack.callback(_stop_operator, env)
         world.wait_condition("bench", "Ready", "True", timeout=60)
         yield env
+
+
+def _stop_operator(env: Env) -> None:
+    if env.operator is not None:
+        env.operator.stop()
 
 
 def pod_body(

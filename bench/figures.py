@@ -206,6 +206,36 @@ FIGURES: tuple[Figure, ...] = (
         _at_most(150.0),
     ),
     Figure(
+        "operator_failover_kill_to_first_action_s",
+        "s",
+        "Two `lifeguard run` replicas on one Lease, default timings (lease 15 s, renew deadline"
+        " 10 s, retry period 2 s). The leader is SIGKILLed and a worker pod running a `sleep`"
+        " job deleted (grace 0) at once; from the kill to the job leaving `running` (polled"
+        " every 50 ms): the standby waits out the lease by its own clock, then acts on its"
+        " warm caches.",
+        "≤ 20 s",
+        _at_most(20.0),
+    ),
+    Figure(
+        "operator_handover_sigterm_s",
+        "s",
+        "As above: SIGTERM to the leader, which stops acting and empties the Lease's holder;"
+        " to the standby reporting lifeguard_leader 1 (its /metrics polled every 20 ms).",
+        "≤ 3 s",
+        _at_most(3.0),
+    ),
+    Figure(
+        "operator_leader_rss_mb",
+        "MB",
+        "VmRSS of the leading replica while a standby watches the same namespaces (the chaos"
+        " namespace at rest, before the scale pods), 20 s after the standby started.",
+    ),
+    Figure(
+        "operator_standby_rss_mb",
+        "MB",
+        "VmRSS of the standby at the same moment: it keeps the same pod, node and Lease caches.",
+    ),
+    Figure(
         "operator_cpu_idle_pct_1k_jobs",
         "% of a core",
         "utime+stime from /proc/PID/stat over 60 s (BENCH_IDLE_WINDOW_S) while the operator"
