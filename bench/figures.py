@@ -269,7 +269,8 @@ def _policy_figures(prefix: str, size: str, targets: bool) -> tuple[Figure, ...]
             "Same run: p99 of every policy's cycle (gather, judge, report; waiting for a"
             " shared connection included) over the window, from the operator's"
             " lifeguard_scan_duration_seconds histograms (interpolated within buckets, as"
-            " PromQL's histogram_quantile); null unless every policy completed a cycle in it.",
+            " PromQL's histogram_quantile; beyond the last finite bucket it reads 10, i.e."
+            " at least 10 s); null unless every policy completed a cycle in it.",
             "≤ 2 s" if targets else "",
             _at_most(2.0) if targets else None,
         ),
