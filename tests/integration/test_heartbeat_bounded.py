@@ -135,6 +135,21 @@ async def test_after_jobs_complete_crash_and_are_retried_only_running_jobs_keep_
         # Not due again within its period; due after it.
         assert not pruner.due(30.0) and pruner.due(60.0)
         assert await pruner.prune_if_due(db, schema=SCHEMA, monotonic_now=60.0) == 0
+        # Another policy on the same pool within that period prunes nothing: the database
+        # was pruned once for all of them.
+        orphan = (2**40, 1)  # a row of a job River's cleaner deleted: prunable
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} (job_id, attempt, client_id, beat_at) VALUES (%s, %s, 'x', now())"
+            ).format(t=rj.table(SCHEMA, "river_job_heartbeat")),
+            orphan,
+        )
+        other = HeartbeatPruner("ns/other", metrics, batch=2)
+        assert other.due(61.0)
+        assert await other.prune_if_due(db, schema=SCHEMA, monotonic_now=61.0) == 0
+        assert orphan in heartbeat_rows(conn)
+        assert await other.prune_if_due(db, schema=SCHEMA, monotonic_now=121.0) == 1
+        assert orphan not in heartbeat_rows(conn)
         pruned = metrics.registry.get_sample_value(
             "lifeguard_heartbeat_rows_pruned_total", {"policy": "ns/policy"}
         )

@@ -68,6 +68,9 @@ class RiverDatabase:
                 " or key=value pairs)"
             ) from None
         self._dsn = dsn
+        # When the next heartbeat prune of each schema is due (monotonic seconds): on the pool,
+        # so that the policies sharing it prune the database once a period, not once each.
+        self.prune_due: dict[str, float] = {}
         self._password = str(params.get("password") or "")
         self.target = describe_dsn(dsn)
         self.statement_timeout = statement_timeout

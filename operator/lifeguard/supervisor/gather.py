@@ -6,6 +6,7 @@ the next cycle: `reconcile` decides on the Snapshot alone.
 """
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ class KindStatistics:
         self.adaptive_limits: dict[str, float] = {}
         self.kind_stats: tuple[KindStat, ...] | None = None
         self._read_at: float | None = None
+        self._every = STATS_REFRESH_SECONDS
 
     def forget(self) -> None:
         """The spec changed: read again at the next cycle."""
@@ -78,9 +80,12 @@ class KindStatistics:
 
     async def refresh(self, policy: PolicyRef, spec: JobPolicySpec, db: RiverDatabase) -> None:
         now = time.monotonic()
-        if self._read_at is not None and now - self._read_at < STATS_REFRESH_SECONDS:
+        if self._read_at is not None and now - self._read_at < self._every:
             return
         self._read_at = now
+        # Spread out: policies created together would otherwise all read at the same instant
+        # every minute and queue for the shared connections together.
+        self._every = STATS_REFRESH_SECONDS * random.uniform(0.8, 1.2)
         try:
             durations = await kind_durations(
                 db,

@@ -56,6 +56,11 @@ class HeartbeatPruner:
         if not self.due(monotonic_now):
             return 0
         self._next_at = monotonic_now + self._interval
+        # Policies sharing a pool share its database: another one pruned it this period.
+        shared = schema or ""
+        if db.prune_due.get(shared, monotonic_now) > monotonic_now:
+            return 0
+        db.prune_due[shared] = monotonic_now + self._interval
         pruned = 0
         try:
             for _ in range(self._batches_per_round):
