@@ -101,6 +101,8 @@ def test_explain_predicts_the_operators_actions_on_a_mixed_set_of_jobs(
     # DryRun first: the operator decides and records, nothing changes, explain can look.
     spec = fast_policy_spec(safety={"mode": "DryRun"})
     spec["heartbeat"]["startupGrace"] = "300s"  # the job without beats stays Starting
+    # The worker outside the cluster below has no pod: only a policy that says so judges it.
+    spec["workers"]["unattributed"] = "Judge"
     world.apply_policy(POLICY, spec)
     world.wait_condition(POLICY, "Ready", "True", timeout=60)
 
