@@ -85,9 +85,11 @@ FIGURES: tuple[Figure, ...] = (
         "node_loss_to_retryable_p50_s",
         "s",
         "A node agent's node fails (Lease and status stop, its processes are SIGKILLed) with"
-        " `sleep` jobs running on it, at their step 30 of 60; from the failure call to each job"
-        " leaving `running` (polled every 50 ms). Lifeguard's default heartbeat settings (10 s"
-        " beats, 3 missed = 30 s, scanInterval 5 s), Kubernetes' defaults: Lease 40 s renewed"
+        " `sleep` jobs running on it, at their step 30 of 60, and idle standbys of their queues"
+        " on other nodes; from the failure call to each job's attempt ending (out of `running`,"
+        " or already running again as a new attempt on a standby; polled every 50 ms)."
+        " Lifeguard's default heartbeat settings (10 s beats, 3 missed = 30 s, scanInterval"
+        " 5 s), Kubernetes' defaults: Lease 40 s renewed"
         " every 10 s, node-monitor-grace-period 50 s (BENCH_NODE_MONITOR_GRACE). Meanwhile"
         " another node's kubelet stalls for 15 s (its jobs count in false_rescues).",
         "≤ 25 s",

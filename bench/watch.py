@@ -38,21 +38,25 @@ class JobWatch:
             time.sleep(0.2)
 
     def left_running(self, ids: Iterable[int], timeout: float) -> dict[int, tuple[float, str]]:
-        """For each job, the wall-clock time (time.time()) it was first seen out of `running`."""
+        """For each job, the wall-clock time (time.time()) its attempt was first seen to end:
+        out of `running`, or running again as a new attempt (an immediate retry is fetched by
+        an idle worker within milliseconds, between two polls)."""
         pending = set(ids)
         seen: dict[int, tuple[float, str]] = {}
+        started: dict[int, Any] = {}
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while pending and time.monotonic() < deadline:
                 rows = conn.execute(
-                    "SELECT id, state::text FROM river_job WHERE id = ANY(%s)"
-                    " AND state <> 'running'",
+                    "SELECT id, state::text, attempted_at FROM river_job WHERE id = ANY(%s)",
                     (list(pending),),
                 ).fetchall()
                 now = time.time()
-                for row in rows:
-                    seen[int(row[0])] = (now, str(row[1]))
-                    pending.discard(int(row[0]))
+                for job_id, state, attempted_at in rows:
+                    first = started.setdefault(int(job_id), attempted_at)
+                    if state != "running" or attempted_at != first:
+                        seen[int(job_id)] = (now, str(state) if state != "running" else "rerun")
+                        pending.discard(int(job_id))
                 if pending:
                     time.sleep(self.interval)
         return seen
