@@ -33,13 +33,13 @@ it takes about six minutes on two cores, plus 15 to 25 for the `policies` sectio
 
 Sizes and parts are environment variables (bench/config.py): `BENCH_SECTIONS`
 (`database,cluster,policies`), `BENCH_SIZES` (running jobs per scan figure), `BENCH_WAL_JOBS`,
-`BENCH_WAL_BEATS`, `BENCH_HEARTBEAT_ROWS_JOBS`, `BENCH_DEATH_EVENTS`, `BENCH_NODE_LOSS_JOBS`,
-`BENCH_STUCK_EVENTS`, `BENCH_HEALTHY_JOBS`, `BENCH_RESCUER_AFTER_S`, `BENCH_SCALE_PODS`,
-`BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`, `BENCH_NODE_MONITOR_GRACE`,
-and for the `policies` section `BENCH_POLICY_SIZES`, `BENCH_POLICY_NAMESPACES`,
-`BENCH_POLICY_JOBS`, `BENCH_POLICY_CONNECTION_CAP`, and for the `realnode` section
-`BENCH_REAL_NODE_OOMS` (kubelet, containerd and runc from source, the operator from its image;
-alone with `BENCH_SECTIONS=realnode`).
+`BENCH_WAL_BEATS`, `BENCH_HEARTBEAT_ROWS_JOBS`, `BENCH_DEATH_EVENTS`, `BENCH_RERUN_EVENTS`,
+`BENCH_NODE_LOSS_JOBS`, `BENCH_STUCK_EVENTS`, `BENCH_HEALTHY_JOBS`, `BENCH_RESCUER_AFTER_S`,
+`BENCH_SCALE_PODS`, `BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`,
+`BENCH_NODE_MONITOR_GRACE`, and for the `policies` section `BENCH_POLICY_SIZES`,
+`BENCH_POLICY_NAMESPACES`, `BENCH_POLICY_JOBS`, `BENCH_POLICY_CONNECTION_CAP`, and for the
+`realnode` section `BENCH_REAL_NODE_OOMS` (kubelet, containerd and runc from source, the
+operator from its image; alone with `BENCH_SECTIONS=realnode`).
 A figure whose size was not run stays `null` ("not measured").
 
 Measured on: {machine}.
