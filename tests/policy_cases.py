@@ -142,6 +142,34 @@ INVALID_CASES = [
         "spec.heartbeat.intervall",
     ),
     InvalidCase(
+        "stale-after-without-beats",
+        {"heartbeat": {"store": "None", "staleAfter": "1m"}},
+        "spec.heartbeat.staleAfter",
+    ),
+    InvalidCase(
+        "progress-timeout-without-beats",
+        {"heartbeat": {"store": "None", "progressTimeout": "10m"}},
+        "spec.heartbeat.progressTimeout",
+    ),
+    InvalidCase(
+        "metadata-key-without-beats",
+        {"heartbeat": {"store": "None", "metadataKey": "health_check_at"}},
+        "spec.heartbeat.metadataKey",
+    ),
+    InvalidCase(
+        "tier-stale-after-without-beats",
+        {
+            "heartbeat": {"store": "None"},
+            "tiers": [{"match": {"queues": ["batch"]}, "staleAfter": "1m"}],
+        },
+        "spec.tiers",
+    ),
+    InvalidCase(
+        "worker-container-not-a-name",
+        {"workers": {"container": "Worker_1"}},
+        "spec.workers.container",
+    ),
+    InvalidCase(
         "secret-name-missing",
         {"database": {"secretRef": {}}},
         "spec.database.secretRef.name",

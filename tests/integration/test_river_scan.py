@@ -487,3 +487,16 @@ async def test_an_action_record_is_fenced_and_read_back_by_the_scan_for_its_atte
     rj.fetch_job(conn, schema, job_id, "worker-2")
     [job] = (await scan(db, query)).jobs
     assert job.own_action is None
+
+
+async def test_a_policy_without_beats_reads_no_beat_even_where_a_table_row_exists(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    queue = fresh_queue()
+    job_id, _ = rj.start_job(conn, schema, queue=queue)
+    rj.age_attempt(conn, schema, job_id, 30)
+    rj.beat(conn, schema, job_id, ago=2, progress_ago=2, progress={"rows": 1})
+    query = ScanQuery(schema=schema, store=HeartbeatStore.NONE, queues=(queue,))
+    [job] = (await scan(db, query)).jobs
+    assert (job.beat_age, job.progress_age, job.progress) == (None, None, None)
+    assert job.running_for >= 30

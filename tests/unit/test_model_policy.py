@@ -189,3 +189,26 @@ def test_problems_of_a_parsed_spec_name_camel_case_paths() -> None:
     assert problems == [
         "spec.safety.maxActionsPerMinute: Input should be greater than or equal to 1"
     ]
+
+
+def test_a_policy_without_beats_may_set_a_max_runtime_shorter_than_the_stale_threshold() -> None:
+    spec = JobPolicySpec.model_validate(
+        spec_with(
+            {
+                "heartbeat": {"store": "None"},
+                "maxRuntime": "10s",
+                "tiers": [{"match": {"queues": ["batch"]}, "maxRuntime": "5s"}],
+            }
+        )
+    )
+
+    assert spec.heartbeat.store is HeartbeatStore.NONE
+    assert not spec.heartbeat.beats
+    assert validate_spec(spec) == []
+
+
+def test_the_worker_container_is_unset_by_default_and_read_from_the_wire() -> None:
+    assert JobPolicySpec.model_validate(minimal_spec()).workers.container is None
+    named = JobPolicySpec.model_validate(spec_with({"workers": {"container": "worker"}}))
+
+    assert named.workers.container == "worker"

@@ -32,6 +32,8 @@ class HeartbeatStore(StrEnum):
 
     TABLE = "Table"
     METADATA = "Metadata"
+    # The workers write no beats: jobs are judged by pod evidence and run time only.
+    NONE = "None"
 
 
 class Mode(StrEnum):

@@ -1,5 +1,6 @@
 """How workers prove they are alive (beats) and that their work moves (progress)."""
 
+from collections.abc import Callable
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
@@ -27,6 +28,16 @@ MetadataKey = Annotated[
 ]
 
 
+# Fields that only mean something when workers beat (wire name, Python name): a policy with
+# store None must not set them.
+BEAT_ONLY_FIELDS = (
+    ("staleAfter", "stale_after"),
+    ("progressTimeout", "progress_timeout"),
+    ("metadataKey", "metadata_key"),
+)
+BEATLESS_PROBLEM = "needs beats: it must not be set when store is None"
+
+
 class HeartbeatSpec(ApiModel):
     """Where beats are written and when a job counts as stale."""
 
@@ -40,7 +51,10 @@ class HeartbeatSpec(ApiModel):
             "Where workers write beats. Table: Lifeguard's narrow river_job_heartbeat table"
             " (cheap HOT updates; written by the Go heartbeat middleware). Metadata: a key in"
             " river_job.metadata, for workers that already write one (each beat rewrites the"
-            " whole job row and its indexes)."
+            " whole job row and its indexes). None: the workers write no beats; jobs are judged"
+            " by pod evidence (deaths, OOM kills, deletions, node loss) and run time (maxRuntime,"
+            " tiers, adaptive limits) only, never as Unresponsive, Stale or Stuck, and"
+            " staleAfter, progressTimeout and metadataKey must not be set."
         ),
     )
     metadata_key: MetadataKey | None = Field(
@@ -85,6 +99,11 @@ class HeartbeatSpec(ApiModel):
     def _consistent(self) -> Self:
         return check(self, _HEARTBEAT_RULES)
 
+    @property
+    def beats(self) -> bool:
+        """Whether the workers write beats at all (store is not None)."""
+        return self.store is not HeartbeatStore.NONE
+
     def stale_after_seconds(self) -> float:
         """staleAfter when set, else interval x missedBeats."""
         if self.stale_after is not None:
@@ -106,6 +125,10 @@ def _progress_at_least_interval(spec: HeartbeatSpec) -> bool:
     return timeout is None or timeout >= parse_duration(spec.interval)
 
 
+def _unset_without_beats(field: str) -> Callable[[HeartbeatSpec], bool]:
+    return lambda spec: spec.beats or getattr(spec, field) is None
+
+
 _HEARTBEAT_RULES: tuple[Rule[HeartbeatSpec], ...] = (
     Rule(
         "!has(self.staleAfter) || duration(self.staleAfter) > duration(self.interval)",
@@ -124,5 +147,14 @@ _HEARTBEAT_RULES: tuple[Rule[HeartbeatSpec], ...] = (
         "metadataKey is required when store is Metadata",
         lambda spec: spec.store is not HeartbeatStore.METADATA or spec.metadata_key is not None,
         ".metadataKey",
+    ),
+    *(
+        Rule(
+            f"self.store != 'None' || !has(self.{name})",
+            f"{name} {BEATLESS_PROBLEM}",
+            _unset_without_beats(field),
+            f".{name}",
+        )
+        for name, field in BEAT_ONLY_FIELDS
     ),
 )

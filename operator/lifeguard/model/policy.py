@@ -9,8 +9,9 @@ from lifeguard.model.base import ApiModel, Duration
 from lifeguard.model.client_id import DEFAULT_CLIENT_ID_PATTERN
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import Unattributed
-from lifeguard.model.heartbeat import HeartbeatSpec
+from lifeguard.model.heartbeat import BEATLESS_PROBLEM, HeartbeatSpec
 from lifeguard.model.limits import AdaptiveSpec, Tier
+from lifeguard.model.observation import DEFAULT_CONTAINER_ANNOTATION
 from lifeguard.model.rules import Rule, check, checker, crd_rules
 from lifeguard.model.safety import SafetySpec
 from lifeguard.model.selectors import JobSelector, LabelSelector
@@ -27,6 +28,8 @@ CATEGORIES = ("lifeguard",)
 
 MAX_TIERS = 20
 
+# A container's name (a DNS label).
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Kubernetes object names (a Secret's name is a DNS subdomain).
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # Secret data keys.
@@ -104,6 +107,19 @@ class WorkersSpec(ApiModel):
             " pod-less (Stale when their beats stop)."
         ),
     )
+    container: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = Field(
+        None,
+        description=(
+            "The name of the container that runs the River client. Only this container's"
+            " exits, restarts and OOM kills decide a job's verdict; other containers"
+            " (sidecars such as database or mesh proxies and log shippers, including native"
+            " sidecars, i.e. init containers with restartPolicy Always) never do by"
+            " themselves, they are only noted in verdict messages and `lifeguard explain`."
+            " A pod that dies is dead whichever container caused it. Unset: the pod's only"
+            " container; else the container named by the pod's"
+            f" `{DEFAULT_CONTAINER_ANNOTATION}` annotation; else the pod's first container."
+        ),
+    )
 
 
 def _stale_after_ms(heartbeat: str) -> str:
@@ -177,7 +193,11 @@ def _seconds(duration: str) -> float:
 
 
 def _runtime_beyond_stale(spec: JobPolicySpec) -> bool:
-    return spec.max_runtime is None or _seconds(spec.max_runtime) > spec.stale_after_seconds()
+    return (
+        not spec.heartbeat.beats
+        or spec.max_runtime is None
+        or _seconds(spec.max_runtime) > spec.stale_after_seconds()
+    )
 
 
 def _tiers_stale_beyond_interval(spec: JobPolicySpec) -> bool:
@@ -194,15 +214,24 @@ def _tiers_progress_at_least_interval(spec: JobPolicySpec) -> bool:
 
 def _tiers_runtime_beyond_stale(spec: JobPolicySpec) -> bool:
     stale_after = spec.stale_after_seconds()
-    return all(
+    return not spec.heartbeat.beats or all(
         t.max_runtime is None or t.stale_after is not None or _seconds(t.max_runtime) > stale_after
         for t in spec.tiers
     )
 
 
+def _tiers_without_beat_thresholds(spec: JobPolicySpec) -> bool:
+    return spec.heartbeat.beats or all(
+        t.stale_after is None and t.progress_timeout is None for t in spec.tiers
+    )
+
+
+# Runtime limits are compared with the stale threshold only when workers beat.
+_BEATLESS = "self.heartbeat.store == 'None'"
+
 _SPEC_RULES: tuple[Rule[JobPolicySpec], ...] = (
     Rule(
-        f"!has(self.maxRuntime) || duration(self.maxRuntime).getMilliseconds()"
+        f"{_BEATLESS} || !has(self.maxRuntime) || duration(self.maxRuntime).getMilliseconds()"
         f" > {_stale_after_ms('self.heartbeat')}",
         "maxRuntime must be longer than heartbeat.staleAfter (or interval x missedBeats)",
         _runtime_beyond_stale,
@@ -223,10 +252,18 @@ _SPEC_RULES: tuple[Rule[JobPolicySpec], ...] = (
         ".tiers",
     ),
     Rule(
-        "!has(self.tiers) || self.tiers.all(t, !has(t.maxRuntime) || has(t.staleAfter)"
+        f"{_BEATLESS} || !has(self.tiers) || self.tiers.all(t, !has(t.maxRuntime)"
+        " || has(t.staleAfter)"
         f" || duration(t.maxRuntime).getMilliseconds() > {_stale_after_ms('self.heartbeat')})",
         "tiers[].maxRuntime must be longer than the tier's staleAfter (or heartbeat.staleAfter)",
         _tiers_runtime_beyond_stale,
+        ".tiers",
+    ),
+    Rule(
+        f"!({_BEATLESS}) || !has(self.tiers)"
+        " || self.tiers.all(t, !has(t.staleAfter) && !has(t.progressTimeout))",
+        f"tiers[].staleAfter and tiers[].progressTimeout {BEATLESS_PROBLEM}",
+        _tiers_without_beat_thresholds,
         ".tiers",
     ),
 )

@@ -217,7 +217,8 @@ def _resume_entry(schema: str | None, source: HeartbeatLocation | None) -> sql.C
     Only progress of this run counts: written for this attempt number at or after this
     attempted_at (a refunded attempt repeats its number), with a payload that is not null.
     """
-    if source is None:
+    if source is None or source.store is HeartbeatStore.NONE:
+        # Workers without beats report no progress either: nothing to resume from.
         return sql.SQL("'{}'::jsonb")
     if source.store is HeartbeatStore.TABLE:
         return sql.SQL(

@@ -106,6 +106,11 @@ def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
         beat_at: sql.Composable = sql.SQL("h.beat_at")
         progress_at: sql.Composable = sql.SQL("h.progress_at")
         progress: sql.Composable = sql.SQL("h.progress")
+    elif query.store is HeartbeatStore.NONE:
+        # Workers without beats: nothing to join or read; the beat and progress ages are NULL.
+        heartbeat_join = sql.SQL("")
+        beat_at = progress_at = sql.SQL("NULL::timestamptz")
+        progress = sql.SQL("NULL")
     else:
         assert query.metadata_key is not None  # checked by ScanQuery
         params |= {
