@@ -453,6 +453,8 @@ class SnapshotBuilder:
     pods: tuple[PodFacts, ...] = ()
     nodes: tuple[NodeFacts, ...] = ()
     nodes_observed: bool = True
+    owner_jobs: tuple[OwnerJobFacts, ...] = ()
+    adaptive_limits: tuple[tuple[str, float], ...] = ()
     database: DatabaseOutcome | None = None
     at: float = 1000.0
     now: datetime = NOW
@@ -474,6 +476,8 @@ class SnapshotBuilder:
                 if node_facts is not None and not b.node_missing and node_facts not in nodes:
                     nodes = (*nodes, node_facts)
             built = replace(built, jobs=(*built.jobs, job), pods=pods, nodes=nodes)
+            if b.owner is not None and b.owner not in built.owner_jobs:
+                built = replace(built, owner_jobs=(*built.owner_jobs, b.owner))
             if not b.nodes_observed:
                 built = replace(built, nodes_observed=False)
         return built
@@ -494,6 +498,10 @@ class SnapshotBuilder:
         """The same world `seconds` later on both clocks (jobs keep their ages)."""
         return replace(self, at=self.at + seconds, now=self.now + timedelta(seconds=seconds))
 
+    def adaptive(self, limits: dict[str, float]) -> SnapshotBuilder:
+        """Run-time limits learned per kind."""
+        return replace(self, adaptive_limits=tuple(limits.items()))
+
     def without_nodes(self) -> SnapshotBuilder:
         return replace(self, nodes=(), nodes_observed=False)
 
@@ -510,7 +518,11 @@ class SnapshotBuilder:
             into = by_prefix if facts.namespace == self.namespace else elsewhere
             into[prefix] = (*into.get(prefix, ()), facts)
         view = InventoryView(
-            by_prefix, {n.name: n for n in self.nodes}, self.nodes_observed, elsewhere
+            by_prefix,
+            {n.name: n for n in self.nodes},
+            self.nodes_observed,
+            elsewhere,
+            jobs={j.name: j for j in self.owner_jobs},
         )
         database = self.database or Connected("postgres://db/river", Scanned(self.jobs, self.now))
         return Snapshot(
@@ -521,6 +533,7 @@ class SnapshotBuilder:
             database=database,
             fleet=self.fleet,
             me=self.me,
+            adaptive_limits=dict(self.adaptive_limits),
         )
 
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from builders import SnapshotBuilder, node, pod, policy_spec, running_job, snapshot
+from builders import (
+    SnapshotBuilder,
+    node,
+    owner_job,
+    pod,
+    policy_spec,
+    running_job,
+    snapshot,
+)
 
 from lifeguard.model.conditions import (
     CIRCUIT_OPEN,
     DATABASE_CONNECTED,
+    HEARTBEATS_MISSING,
     NODES_OBSERVED,
     READY,
     ConditionStatus,
     find_condition,
 )
-from lifeguard.model.enums import Action
+from lifeguard.model.enums import Action, Cause
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
     Effects,
@@ -88,7 +97,12 @@ CONDITIONS = [
     pytest.param(
         snapshot(HEALTHY),
         SPEC,
-        {READY: (T, "Scanning"), DATABASE_CONNECTED: (T, "Connected"), CIRCUIT_OPEN: (F, "Closed")},
+        {
+            READY: (T, "Scanning"),
+            DATABASE_CONNECTED: (T, "Connected"),
+            CIRCUIT_OPEN: (F, "Closed"),
+            HEARTBEATS_MISSING: (F, "Beating"),
+        },
         id="a_scan_makes_the_policy_ready_connected_and_closed",
     ),
     pytest.param(
@@ -129,6 +143,7 @@ CONDITIONS = [
             DATABASE_CONNECTED: (T, "Connected"),
             CIRCUIT_OPEN: (F, "Closed"),
             NODES_OBSERVED: (F, "NodeReadForbidden"),
+            HEARTBEATS_MISSING: (F, "Beating"),
         },
         id="nodes_not_readable_says_so_in_nodes_observed",
     ),
@@ -329,3 +344,68 @@ def test_the_observation_uses_the_frozen_view_of_node_and_lease() -> None:
     assert effects.judged[0][0].node is not None
     assert effects.judged[0][0].node.lease_age == 120
     assert find_condition(state.book.conditions, READY) is not None
+
+
+# -- workers without beats ------------------------------------------------------------------
+SILENT = running_job(job_id=3, running_for=90).no_beat().on(pod("w-3"))
+SILENT_DEAD = running_job(job_id=4, running_for=90).no_beat().on(pod("w-4").oom_killed())
+
+
+def test_a_policy_whose_jobs_never_beat_holds_restarts_and_says_why() -> None:
+    state, effects = cycle(snapshot(SILENT, SILENT_DEAD))
+
+    status, reason = conditions(state)[HEARTBEATS_MISSING]
+    assert (status, reason) == (T, "NoBeats")
+    message = find_condition(state.book.conditions, HEARTBEATS_MISSING)
+    assert message is not None and "heartbeat.store: None" in message.message
+    assert "HeartbeatsMissing" in reasons(effects)
+    # No pod is restarted for a missing beat; the OOM kill still acts.
+    assert [(a.job_id, a.action) for a in effects.actions] == [(4, Action.RETRY)]
+
+
+def test_one_beating_job_means_the_others_are_judged_by_their_beats() -> None:
+    state, effects = cycle(snapshot(SILENT, HEALTHY))
+
+    assert conditions(state)[HEARTBEATS_MISSING] == (F, "Beating")
+    assert [(a.job_id, a.action) for a in effects.actions] == [(3, Action.RESTART_POD)]
+
+
+def test_a_policy_without_beats_expects_none_and_judges_by_run_time() -> None:
+    spec = policy_spec(heartbeat={"store": "None"}, maxRuntime="60s")
+    state, effects = cycle(snapshot(SILENT), spec=spec)
+
+    assert conditions(state)[HEARTBEATS_MISSING] == (F, "NotExpected")
+    [action] = effects.actions
+    assert (action.job_id, action.cause, action.action) == (3, Cause.OVERDUE, Action.CANCEL)
+
+
+def test_adaptive_limits_reach_the_jobs_of_workers_without_beats() -> None:
+    spec = policy_spec(heartbeat={"store": "None"})
+    world = snapshot(SILENT).adaptive({"report": 30.0})
+    _, effects = cycle(world, spec=spec)
+
+    [action] = effects.actions
+    assert (action.cause, action.reason) == (Cause.OVERDUE, "AdaptiveLimitExceeded")
+
+
+def test_the_worker_container_of_the_policy_decides_and_a_jobs_deadline_is_named() -> None:
+    crashed = running_job(job_id=5).on(pod("w-5").exited(1, phase="Running").with_sidecar("proxy"))
+    names_proxy = policy_spec(
+        workers={"podSelector": {"matchLabels": {"app": "worker"}}, "container": "proxy"}
+    )
+    _, named = cycle(snapshot(crashed), spec=names_proxy)
+    _, default = cycle(snapshot(crashed))
+
+    assert [a.action for a in named.actions] == []
+    assert [(a.cause, a.action) for a in default.actions] == [
+        (Cause.APPLICATION_CRASH, Action.RETRY)
+    ]
+    deadline = (
+        running_job(job_id=6)
+        .on(pod("w-6").killed(15).deleted())
+        .owned_by(owner_job("w").deadline_exceeded())
+    )
+    _, effects = cycle(snapshot(deadline))
+    assert [(a.cause, a.reason) for a in effects.actions] == [
+        (Cause.INFRASTRUCTURE_DEATH, "DeadlineExceeded")
+    ]

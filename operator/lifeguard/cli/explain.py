@@ -76,7 +76,7 @@ async def gather_and_reconcile(
     # Every namespace's pods when allowed: a job whose pod lives elsewhere is not this policy's.
     everywhere = await kube.list_pods_everywhere(selector)
     pods = everywhere if everywhere is not None else await kube.list_pods(namespace, selector)
-    inventory.load(pods, await kube.list_nodes())
+    inventory.load(pods, await kube.list_nodes(), await kube.list_jobs(namespace))
     try:
         policies = await namespace_policies(kube, namespace)
     except ClusterError:

@@ -196,6 +196,13 @@ class Inventory:
         nodes = {name: node for name in names if (node := self.node(name, at)) is not None}
         return pods, nodes
 
+    def owner_jobs(
+        self, namespace: str, pods: dict[str, tuple[PodFacts, ...]]
+    ) -> dict[str, OwnerJobFacts]:
+        """The batch/v1 Jobs (live or recently deleted) that control these pods, by name."""
+        names = {p.owner_job for found in pods.values() for p in found if p.owner_job}
+        return {name: job for name in names if (job := self.job(namespace, name)) is not None}
+
     def leases_fresh(self, now: float | None = None) -> bool:
         """Whether the last Lease listing is recent enough for ages to be evidence."""
         view_age = self.lease_view_age(now)

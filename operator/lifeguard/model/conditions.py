@@ -17,6 +17,8 @@ CIRCUIT_OPEN = "CircuitOpen"
 NODES_OBSERVED = "NodesObserved"
 # Set at each scan where other policies may select the same jobs (ownership).
 OVERLAPPING = "Overlapping"
+# True while the policy's running jobs have no beat at all (workers without the middleware).
+HEARTBEATS_MISSING = "HeartbeatsMissing"
 
 # Reasons the issue names; other reasons are CamelCase words chosen where they are set.
 INVALID_SPEC = "InvalidSpec"

@@ -22,7 +22,7 @@ Pure: the shell hands in the policies it supervises (`FleetView`) and the pods i
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from lifeguard.model.enums import Unattributed
@@ -92,13 +92,32 @@ class FleetView:
         return "watched: " + ", ".join(self.watched_namespaces)
 
 
+# Container times have whole seconds, and the client starts a moment after its container.
+_START_SLACK = timedelta(seconds=2)
+
+
 def could_run_client(pod: PodFacts, client_started: datetime | None) -> bool:
-    """A client cannot start before its pod: some container ran by the client's start."""
+    """Whether a client that started then can have run in this pod: one of its containers ran
+    at that moment (a client cannot start before its pod, nor after its container ended, nor
+    after the pod was deleted). So a Job's failed pod and the pod that replaced it, sharing a
+    client prefix, each keep their own clients."""
     if client_started is None:
         return True
-    return any(
-        c.running_since is not None and c.running_since <= client_started for c in pod.containers
-    )
+    if pod.gone and pod.deletion_timestamp is not None and pod.deletion_timestamp < client_started:
+        return False
+    for container in pod.containers:
+        runs: list[tuple[datetime | None, datetime | None]] = []
+        if container.running_since is not None:
+            runs.append((container.running_since, None))
+        for ended in (container.terminated, container.last_terminated):
+            if ended is not None:
+                runs.append((ended.started_at, ended.finished_at))
+        for began, finished in runs:
+            if began is None or began > client_started + _START_SLACK:
+                continue
+            if finished is None or finished + _START_SLACK >= client_started:
+                return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

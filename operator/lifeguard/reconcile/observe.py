@@ -89,7 +89,12 @@ class _Observer:
         nodes_observed = self.view.nodes_observed
         if mapped is None:
             return Observation(
-                job=job, thresholds=thresholds, now=now, nodes_observed=nodes_observed
+                job=job,
+                thresholds=thresholds,
+                now=now,
+                nodes_observed=nodes_observed,
+                beats_expected=self.spec.heartbeat.beats,
+                worker_container=self.spec.workers.container,
             )
         if mapped not in self._pods:
             self._pods[mapped] = _pod_for(self.spec, self.view, *mapped)
@@ -103,6 +108,9 @@ class _Observer:
             node=self.view.node(pod.node_name) if pod else None,
             client_started_at=mapped[1],
             nodes_observed=nodes_observed,
+            beats_expected=self.spec.heartbeat.beats,
+            worker_container=self.spec.workers.container,
+            owner_job=self.view.job(pod.owner_job) if pod else None,
         )
 
     def thresholds(self, queue: str, kind: str, priority: int) -> Thresholds:
@@ -127,7 +135,11 @@ def _pod_for(
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
 
-    # Names longer than River keeps share a prefix: prefer a live pod whose containers
-    # were running before the client started (a client cannot start before its pod).
-    live = [pod for pod in candidates if not pod.gone and could_run_client(pod, started)]
+    # Names longer than River keeps share a prefix (a Job's pods, a long Deployment name):
+    # the pod is the one a container of which ran when the client started. A Job's failed pod
+    # and the pod that replaced it are told apart this way: each keeps its own jobs.
+    hosts = [pod for pod in candidates if could_run_client(pod, started)]
+    if len(hosts) == 1:
+        return hosts[0]
+    live = [pod for pod in hosts if not pod.gone]
     return live[0] if len(live) == 1 else None

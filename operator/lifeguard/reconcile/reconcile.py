@@ -17,13 +17,16 @@ from lifeguard import plan as planning
 from lifeguard.model.conditions import (
     CIRCUIT_OPEN,
     DATABASE_CONNECTED,
+    HEARTBEATS_MISSING,
     INVALID_SPEC,
     NODES_OBSERVED,
     OVERLAPPING,
     READY,
+    find_condition,
 )
 from lifeguard.model.conditions import ConditionStatus as S
 from lifeguard.model.enums import Cause, Mode
+from lifeguard.model.observation import Observation
 from lifeguard.model.ownership import describe_overlaps
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile.announce import announce
@@ -49,6 +52,7 @@ from lifeguard.reconcile.snapshot import (
 from lifeguard.reconcile.state import ReconcileState, SeenVerdict
 from lifeguard.reconcile.status import StatusBook
 from lifeguard.verdict import decide
+from lifeguard.verdict.fleet import beats_missing, judged_without_beats
 
 # A status write at least this often, so lastScanTime shows the operator is alive.
 STATUS_REFRESH_SECONDS = 60.0
@@ -204,6 +208,7 @@ class _Cycle:
             adaptive_limits=self.snapshot.adaptive_limits,
             client_ids=client_ids,
         )
+        observations = self.heartbeats(spec, observations, scan.now)
         judged = [(obs, decide(obs)) for obs in observations]
         plan = planning.plan(judged, spec, self.safety, scan.now)
         self.safety = plan.state
@@ -263,6 +268,43 @@ class _Cycle:
                 "No older policy selects the jobs this policy judges.",
                 now,
             )
+
+    def heartbeats(
+        self, spec: JobPolicySpec, observations: list[Observation], now: datetime
+    ) -> list[Observation]:
+        """The HeartbeatsMissing condition, and the observations judged accordingly: when no
+        running job beats, the workers lack the middleware (they are not all frozen), so the
+        jobs are judged as a policy without beats judges them."""
+        book = self.book
+        if not spec.heartbeat.beats:
+            book.condition(
+                HEARTBEATS_MISSING,
+                S.FALSE,
+                "NotExpected",
+                "heartbeat.store is None: jobs are judged by pod evidence and run time.",
+                now,
+            )
+            return observations
+        missing = beats_missing(observations)
+        if missing is not None:
+            before = find_condition(book.conditions, HEARTBEATS_MISSING)
+            book.condition(HEARTBEATS_MISSING, S.TRUE, "NoBeats", missing, now)
+            if before is None or before.status is not S.TRUE:
+                self.events.append(Event("Warning", "HeartbeatsMissing", missing))
+            return judged_without_beats(observations)
+        if any(obs.job.beat_age is not None for obs in observations):
+            book.condition(
+                HEARTBEATS_MISSING, S.FALSE, "Beating", "Running jobs write heartbeats.", now
+            )
+        elif not any(c.type == HEARTBEATS_MISSING for c in book.conditions):
+            book.condition(
+                HEARTBEATS_MISSING,
+                S.UNKNOWN,
+                "NoJobsToJudge",
+                "No running job has been past its startup grace yet.",
+                now,
+            )
+        return observations
 
     # -- metrics of a scan -----------------------------------------------------------------
     def observe(self, judged: list[planning.Judged]) -> None:

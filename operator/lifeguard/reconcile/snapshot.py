@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lifeguard.model.observation import JobFacts, NodeFacts, PodFacts
+from lifeguard.model.observation import JobFacts, NodeFacts, OwnerJobFacts, PodFacts
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.status import KindStat
 
@@ -29,6 +29,8 @@ class InventoryView:
     # Pods of the same client prefixes in other watched namespaces (only prefixes that have
     # some): which namespace a job's pod lives in, for the ownership rule.
     elsewhere: Mapping[str, tuple[PodFacts, ...]] = field(default_factory=dict)
+    # The batch/v1 Jobs that control those pods, by name (deleted ones as their last facts).
+    jobs: Mapping[str, OwnerJobFacts] = field(default_factory=dict)
 
     def pods_with_prefix(self, prefix: str) -> tuple[PodFacts, ...]:
         return self.pods_by_prefix.get(prefix, ())
@@ -41,6 +43,9 @@ class InventoryView:
 
     def node(self, name: str | None) -> NodeFacts | None:
         return self.nodes.get(name) if name else None
+
+    def job(self, name: str | None) -> OwnerJobFacts | None:
+        return self.jobs.get(name) if name else None
 
 
 @dataclass(frozen=True, slots=True)
