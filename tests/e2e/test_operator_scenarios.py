@@ -169,8 +169,17 @@ def test_frozen_process_is_unresponsive_its_pod_restarted_and_the_job_retried(
     lg.wait_event("PodRestarted", kind="Pod", timeout=10)
     wait_for(lambda: lg.pod("frozen-w") is None, 60, "the frozen pod to be gone")
     retried = lg.wait_job(job, ("retryable", "available"), timeout=60)
+    # The eviction was Lifeguard's own: the story keeps the cause it acted on, not "Evicted".
     errors = lifeguard_errors(retried)
-    assert errors and errors[-1].startswith("lifeguard: InfrastructureDeath/"), errors
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("lifeguard: Unresponsive/"), errors
+    assert "Lifeguard restarted pod frozen-w" in errors[0], errors
+    # The unresponsive rule counts the attempt (no refund, unlike an eviction by others).
+    assert retried["attempt"] == 1
+    assert "lifeguard:infra_retries" not in (retried["metadata"] or {})
+    retried_event = lg.wait_event("JobRetried", containing=f"job {job} ")
+    assert "Unresponsive" in retried_event["message"], retried_event["message"]
+    assert "Lifeguard restarted pod frozen-w" in retried_event["message"]
 
     lg.worker_pod("frozen-tame", "frozen", env={"WORKER_TAME": "true"})
     lg.wait_job(job, "completed", timeout=60)

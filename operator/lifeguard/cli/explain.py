@@ -20,7 +20,14 @@ import yaml
 
 from lifeguard.cli.explain_fleet import fleet_source, namespace_policies
 from lifeguard.cli.explain_leader import OPERATOR_LEASE_SELECTOR, Leader, leader_line, leaders
-from lifeguard.cli.explain_report import effects_text, not_judged_text, report, rows, table
+from lifeguard.cli.explain_report import (
+    effects_text,
+    not_judged_text,
+    notes_text,
+    report,
+    rows,
+    table,
+)
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
 from lifeguard.model.conditions import READY
@@ -179,5 +186,5 @@ def _not_scanning(effects: Effects) -> str:
 def _text(effects: Effects, policy: str) -> str:
     found = rows(effects.judged, effects.plan)
     text = table(found) if found else f"No running jobs for JobPolicy {policy}."
-    parts = [text, not_judged_text(effects), effects_text(effects)]
+    parts = [text, notes_text(found), not_judged_text(effects), effects_text(effects)]
     return "\n\n".join(part for part in parts if part)

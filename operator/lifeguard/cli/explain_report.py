@@ -10,8 +10,10 @@ from typing import Any
 
 from lifeguard.model.conditions import to_rfc3339
 from lifeguard.model.duration import format_duration
+from lifeguard.model.observation import Observation
 from lifeguard.plan import Judged, Plan, PlannedAction
 from lifeguard.reconcile import Effects
+from lifeguard.verdict.evidence import worker_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,10 @@ class Row:
     reason: str
     message: str
     next_action: str
+    # The container whose exits decide (the policy's, else the pod's default), if known.
+    container: str | None = None
+    # Sidecar notes, a failed Job, and what restarting a Job's pod costs.
+    notes: tuple[str, ...] = ()
 
     def json(self) -> dict[str, Any]:
         return {
@@ -47,7 +53,23 @@ class Row:
             "reason": self.reason,
             "message": self.message,
             "nextAction": self.next_action,
+            "workerContainer": self.container,
+            "notes": list(self.notes),
         }
+
+
+def job_notes(obs: Observation) -> tuple[str, ...]:
+    """What restarting the pod of a batch/v1 Job costs: the Job controller counts an evicted
+    pod as failed unless the Job's podFailurePolicy ignores DisruptionTarget."""
+    job = obs.owner_job
+    if job is None or obs.pod is None or job.ignores_disruptions:
+        return ()
+    limit = f" ({job.backoff_limit})" if job.backoff_limit is not None else ""
+    return (
+        f"pod {obs.pod.name} belongs to Job {job.name}: restarting it (RestartPod evicts it)"
+        f" counts against the Job's backoffLimit{limit}; a podFailurePolicy rule with action"
+        " Ignore on the DisruptionTarget condition prevents that",
+    )
 
 
 def rows(judged: Sequence[Judged], plan: Plan | None) -> list[Row]:
@@ -81,6 +103,8 @@ def rows(judged: Sequence[Judged], plan: Plan | None) -> list[Row]:
                 reason=verdict.reason,
                 message=verdict.message,
                 next_action=next_action,
+                container=worker_name(obs, obs.pod) if obs.pod else None,
+                notes=(*verdict.notes, *job_notes(obs)),
             )
         )
     return result
@@ -161,6 +185,7 @@ def table(found: Sequence[Row]) -> str:
         "KIND",
         "ATTEMPT",
         "POD",
+        "CONTAINER",
         "NODE",
         "RUNNING",
         "BEAT",
@@ -174,6 +199,7 @@ def table(found: Sequence[Row]) -> str:
             r.kind,
             r.attempt,
             r.pod or "-",
+            r.container or "-",
             r.node or "-",
             _age(r.running_for),
             _age(r.beat_age),
@@ -206,6 +232,12 @@ def not_judged_text(effects: Effects) -> str:
         + _columns(("JOB", "KIND", "WHY", "JUDGED BY", "MESSAGE"), lines)
         + tail
     )
+
+
+def notes_text(found: Sequence[Row]) -> str:
+    """What the verdicts did not decide on: sidecars, failed Jobs, a Job's backoffLimit."""
+    lines = [f"job {r.job_id}: {note}" for r in found for note in r.notes]
+    return "Notes:\n" + "\n".join(lines) if lines else ""
 
 
 def effects_text(effects: Effects) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
 from lifeguard.model.enums import Action
+from lifeguard.model.own_action import OwnAction
 from lifeguard.plan import PlannedAction
 from lifeguard.reconcile import Outcome, Result
 from lifeguard.river import actions as river_actions
@@ -66,7 +67,18 @@ async def _retry(actions: Sequence[PlannedAction], to: Target) -> list[river_act
 
 
 async def _cancel(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:
-    requests = [river_actions.CancelRequest(a.job_id, a.attempted_at) for a in actions]
+    # River's own errors entry will only say the job was cancelled: say why, at once (the job
+    # then ends through River, out of Lifeguard's sight).
+    requests = [
+        river_actions.CancelRequest(
+            a.job_id,
+            a.attempted_at,
+            river_actions.lifeguard_error(
+                str(a.cause), a.reason, f"{a.message}; Lifeguard cancelled the job"
+            ),
+        )
+        for a in actions
+    ]
     return await river_actions.cancel_many(to.db, requests, schema=to.schema)
 
 
@@ -93,13 +105,39 @@ def _fenced(
     return run
 
 
+async def _record_restarts(
+    actions: Sequence[PlannedAction], to: Target
+) -> tuple[list[PlannedAction], list[Outcome]]:
+    """Writes, fenced on each attempt, that Lifeguard restarts the job's pod and why, before
+    it does: the pod's death then keeps its cause (verdict.rules.own_restart), across an
+    operator restart too. A job that moved on is not acted on; without the record (the
+    database failed) the pod is not evicted either."""
+    with_pods = [a for a in actions if a.pod is not None]
+    records = [
+        river_actions.ActionRecord(
+            a.job_id,
+            a.attempted_at,
+            OwnAction(Action.RESTART_POD, a.cause, a.reason, a.message, pod=a.pod.name).to_json(),
+        )
+        for a in with_pods
+        if a.pod is not None
+    ]
+    try:
+        applied = await river_actions.record_actions_many(to.db, records, schema=to.schema)
+    except DatabaseError as exc:
+        return [], [Outcome(a, Result.FAILED, str(exc)) for a in with_pods]
+    ids = {a.job_id for a in applied}
+    moved_on = [Outcome(a, Result.FENCED) for a in with_pods if a.job_id not in ids]
+    return [a for a in with_pods if a.job_id in ids], moved_on
+
+
 async def _evict(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
     """One eviction per pod instance, however many of its jobs asked for it."""
     results: dict[tuple[str, str], tuple[Result, str]] = {}
-    outcomes = []
-    for action in actions:
+    recorded, outcomes = await _record_restarts(actions, to)
+    outcomes += [Outcome(a, Result.FAILED, "no pod to restart") for a in actions if a.pod is None]
+    for action in recorded:
         if action.pod is None:
-            outcomes.append(Outcome(action, Result.FAILED, "no pod to restart"))
             continue
         name, uid = action.pod.name, action.pod.uid
         if (name, uid) not in results:
