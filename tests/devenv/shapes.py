@@ -102,15 +102,21 @@ def worker_job(
     active_deadline: int | None = None,
     env: dict[str, str] | None = None,
 ) -> str:
-    """A batch/v1 Job whose one pod runs the example worker on `queue` (drain, then exit)."""
+    """A batch/v1 Job whose one pod runs the example worker on `queue`.
+
+    Its jobs outlast the pod's grace period (River would wait 60 s for them, the kubelet kills
+    the pod after 2 s), as long jobs do: River cannot hand them back, Lifeguard has to.
+    """
     spec: Json = {
         "backoffLimit": 0,
         "template": {
             "metadata": {"labels": {**WORKER_LABELS, **labels}},
             "spec": {
                 "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 5,
-                "containers": [worker_container(world, queue, env)],
+                "terminationGracePeriodSeconds": 2,
+                "containers": [
+                    worker_container(world, queue, {"SHUTDOWN_TIMEOUT": "60s", **(env or {})})
+                ],
             },
         },
     }
