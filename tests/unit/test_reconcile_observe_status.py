@@ -131,6 +131,40 @@ def test_long_names_sharing_a_prefix_resolve_to_the_pod_running_before_the_clien
     assert obs.pod is not None and obs.pod.name == base + "-aaaaa"
 
 
+def failed(body: Json, started: str, finished: str) -> Json:
+    """The pod's worker ran from `started` to `finished` and failed (a Job's pod: Never)."""
+    body["status"]["phase"] = "Failed"
+    body["status"]["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 1, "startedAt": started, "finishedAt": finished}
+    }
+    return body
+
+
+def test_a_jobs_failed_pod_and_its_replacement_each_keep_their_own_jobs() -> None:
+    # A Job named past River's 60 characters: its pods share the client prefix.
+    base = "mailer-" + "x" * 60
+    old = failed(pod(base + "-aaaaa"), "2026-11-27T08:00:00Z", "2026-11-27T08:20:00Z")
+    new = pod(base + "-bbbbb", started="2026-11-27T08:21:00Z")
+    prefix = base[:60]
+    found = inventory(old, new)
+
+    on_old = observed(found, job(f"{prefix}_2026_11_27T08_00_02_000000"))
+    on_new = observed(found, job(f"{prefix}_2026_11_27T08_21_02_000000", id=2))
+
+    assert on_old.pod is not None and on_old.pod.name == base + "-aaaaa"
+    assert on_new.pod is not None and on_new.pod.name == base + "-bbbbb"
+
+
+def test_the_policys_worker_container_and_beats_reach_the_observation() -> None:
+    policy = spec(
+        workers={"podSelector": {"matchLabels": {"app": "w"}}, "container": "app"},
+        heartbeat={"store": "None"},
+    )
+    obs = observed(inventory(pod("w-1")), job("w-1_2026_11_27T08_00_05_000000"), policy)
+    assert obs.worker_container == "app"
+    assert not obs.beats_expected
+
+
 def test_tier_thresholds_and_adaptive_limits_apply_per_job() -> None:
     policy = spec(tiers=[{"match": {"kinds": ["report"]}, "staleAfter": "90s"}])
     obs = observed(inventory(), job(None), policy, adaptive_limits={"report": 600.0})
