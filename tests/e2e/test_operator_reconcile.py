@@ -19,6 +19,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from devenv import river_jobs as rj
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent_kube import KubeClient
@@ -215,11 +216,15 @@ def fence(
     scenario.cleanup()
 
 
-def restart_of(namespace: str, pod: str, uid: str) -> PlannedAction:
-    """The action the planner makes for a frozen worker in `pod` (the instance `uid`)."""
+def restart_of(
+    namespace: str, pod: str, uid: str, job: tuple[int, datetime] | None = None
+) -> PlannedAction:
+    """The action the planner makes for a frozen worker in `pod` (the instance `uid`), for the
+    running attempt `job` (id, attempted_at)."""
+    job_id, attempted_at = job or (1, datetime.now(UTC))
     return PlannedAction(
-        job_id=1,
-        attempted_at=datetime.now(UTC),
+        job_id=job_id,
+        attempted_at=attempted_at,
         kind="freeze",
         queue="fence",
         attempt=1,
@@ -250,10 +255,16 @@ def test_a_pod_recreated_under_the_same_name_before_the_eviction_is_not_evicted(
     new = fence.pod("fence-w")
     assert new is not None and new["metadata"]["uid"] != old_uid
 
+    # The frozen job the restart is for: running, on a queue no worker fetches. Lifeguard
+    # records the restart on it (fenced on the attempt) before it evicts.
+    with rj.connect(fence.dsn) as conn:
+        frozen = rj.start_job(conn, None, queue="fence-frozen")
+
     async def evict(uid: str) -> Result:
         api = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
-        target = Target(RiverDatabase(fence.dsn), None, LifeguardKube(api), FENCE)
-        (outcome,) = await execute([restart_of(FENCE, "fence-w", uid)], target)
+        async with RiverDatabase(fence.dsn) as db:
+            target = Target(db, None, LifeguardKube(api), FENCE)
+            (outcome,) = await execute([restart_of(FENCE, "fence-w", uid, frozen)], target)
         return outcome.result
 
     # Decided on the first pod: fenced, and the successor keeps running untouched.
