@@ -23,7 +23,8 @@ def test_rows_give_each_job_its_verdict_and_next_action() -> None:
     assert (found[3].cause, found[3].next_action) == ("ResourceExhausted", "Retry")
     lines = table(list(found.values())).splitlines()
     assert lines[0].split() == [
-        "JOB", "KIND", "ATTEMPT", "POD", "NODE", "RUNNING", "BEAT", "PROGRESS", "VERDICT", "NEXT",
+        "JOB", "KIND", "ATTEMPT", "POD", "CONTAINER", "NODE", "RUNNING", "BEAT", "PROGRESS",
+        "VERDICT", "NEXT",
     ]  # fmt: skip
     assert any(line.startswith("1 ") and "Unresponsive/" in line for line in lines)
 
