@@ -3,8 +3,23 @@ caches.
 
 Pods, Jobs and nodes belong to users; Lifeguard watches them with event handlers only, which kopf
 runs without writing annotations or finalizers onto them. Its own JobPolicies get kopf's
-progress annotations under lifeguard.dev and no finalizer (the delete handler is optional: a
-policy deleted while the operator is down has nothing left to stop).
+progress annotations under lifeguard.dev and no finalizer.
+
+A deleted JobPolicy stops at once: an event handler sees the watch's DELETED event (or a
+deletionTimestamp, when someone else's finalizer holds the object) and stops its supervisor
+before anything else is done for it. Not a finalizer, on purpose: deleting a policy is how a
+user stops Lifeguard during an incident, and a finalizer would make that deletion (and the
+deletion of its namespace) hang whenever the operator is down or uninstalled, which is exactly
+when nothing needs stopping. A policy deleted while the operator is down is simply not listed
+when it starts, so nothing ever acts for it; one whose namespace is deleted is deleted by the
+namespace controller and stops the same way.
+
+Pods and nodes reach the caches through index handlers. kopf runs an operator's index handlers
+for every object of the watches' initial listings before it runs any other handler, so a
+policy's supervisor (started by its resume handler) never scans with a partial picture: just
+after a restart, an empty cache would judge a job Stale (no pod) or NodeLost (no node). Until
+then each policy's Ready condition says CachesSyncing (from the JobPolicies' own index handler,
+which runs during the listing too).
 
 Handlers are coroutines: kopf runs plain functions in threads, and the caches and supervisors
 live on the event loop.
@@ -113,6 +128,26 @@ def build_registry(
             await elector.release()
         await fleet.stop_all()
 
+    _watch_policies(registry, fleet)
+    _watch_pods_and_nodes(registry, fleet, options)
+    return registry
+
+
+def _watch_policies(registry: kopf.OperatorRegistry, fleet: Fleet) -> None:
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    async def policy_listed(
+        *,
+        namespace: str | None,
+        name: str,
+        uid: str,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        **_: Any,
+    ) -> None:
+        if not fleet.caches_synced and not meta.get("deletionTimestamp"):
+            ref = PolicyRef(namespace or "", name, uid)
+            await fleet.note_syncing(ref, dict(status), meta.get("generation"))
+
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
@@ -126,6 +161,9 @@ def build_registry(
         status: kopf.Status,
         **_: Any,
     ) -> None:
+        if meta.get("deletionTimestamp"):
+            return  # being deleted: policy_event stops it, nothing may start it again
+        fleet.mark_synced()  # kopf runs this only once every index is populated
         await fleet.apply(
             PolicyRef(namespace or "", name, uid),
             dict(spec),
@@ -134,16 +172,38 @@ def build_registry(
             created=_timestamp(meta.get("creationTimestamp")),
         )
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
-    async def policy_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
-        await fleet.remove(namespace or "", name)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def policy_event(
+        *, type: str | None, namespace: str | None, name: str, uid: str, meta: kopf.Meta, **_: Any
+    ) -> None:
+        # kopf runs an object's event handlers before its change handlers, so a deletion
+        # stops the supervisor before any other handler of that event could touch it.
+        fleet.mark_synced()
+        if type == "DELETED" or meta.get("deletionTimestamp"):
+            await fleet.remove(namespace or "", name, uid=uid)
+
+
+def _watch_pods_and_nodes(
+    registry: kopf.OperatorRegistry, fleet: Fleet, options: WatchOptions
+) -> None:
+    @kopf.index("v1", "pods", registry=registry)
+    async def pod_listed(*, body: kopf.Body, **_: Any) -> None:
+        # Every pod event but deletions comes here first (kopf calls no index handler on
+        # DELETED); returning None keeps kopf's own index empty.
+        fleet.inventory.upsert_pod(body)
 
     @kopf.on.event("v1", "pods", registry=registry)
-    async def pod_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def pod_event(
+        *, type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> None:
+        fleet.mark_synced()
         if type == "DELETED":
             facts = fleet.inventory.delete_pod(body)
         else:
-            facts = fleet.inventory.upsert_pod(body)
+            found = fleet.inventory.pod(namespace or "", name)
+            if found is None:
+                return
+            facts = found
         if is_terminal_change(facts):
             fleet.pod_ended(facts)
 
@@ -163,11 +223,12 @@ def build_registry(
 
     if options.nodes:
 
+        @kopf.index("v1", "nodes", registry=registry)
+        async def node_listed(*, body: kopf.Body, **_: Any) -> None:
+            fleet.inventory.upsert_node(body)
+
         @kopf.on.event("v1", "nodes", registry=registry)
-        async def node_event(*, type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        async def node_event(*, type: str | None, name: str, **_: Any) -> None:
+            fleet.mark_synced()
             if type == "DELETED":
                 fleet.inventory.delete_node(name)
-            else:
-                fleet.inventory.upsert_node(body)
-
-    return registry

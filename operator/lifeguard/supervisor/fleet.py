@@ -9,12 +9,13 @@ steps down stops them all.
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient
 from lifeguard.metrics import Metrics
+from lifeguard.model.conditions import READY, Condition, ConditionStatus, set_condition
 from lifeguard.model.observation import PodFacts
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.supervisor.execute import always
@@ -61,6 +62,11 @@ class Fleet:
         # Per policy: its facts for the ownership rule (without the database, which the pools
         # know) and its schema; absent while its spec is invalid.
         self._facts: dict[tuple[str, str], tuple[PolicyFacts, str | None]] = {}
+        # False until the pod and node caches hold the watches' initial listings: kopf runs no
+        # handler but index handlers before that (see handlers.py), so no supervisor scans
+        # with a partial picture; meanwhile each policy's Ready condition says why.
+        self.caches_synced = False
+        self._syncing_noted: set[str] = set()
 
     async def apply(
         self,
@@ -98,9 +104,15 @@ class Fleet:
         supervisor.start()
         return supervisor
 
-    async def remove(self, namespace: str, name: str) -> None:
-        self._policies.pop((namespace, name), None)
-        self._facts.pop((namespace, name), None)
+    async def remove(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Forgets the policy and stops its supervisor; with `uid`, only if that is the very
+        object it knows (a policy created again under the same name is another object)."""
+        key = (namespace, name)
+        config = self._policies.get(key)
+        if uid is not None and config is not None and config.ref.uid != uid:
+            return
+        self._policies.pop(key, None)
+        self._facts.pop(key, None)
         await self._stop(namespace, name)
 
     async def _stop(self, namespace: str, name: str) -> None:
@@ -167,6 +179,47 @@ class Fleet:
         """Leadership is over: stop every supervisor, abandoning a batch under way."""
         self.leading = False
         await self.stop_all()
+
+    def mark_synced(self) -> None:
+        if not self.caches_synced:
+            self.caches_synced = True
+            self._syncing_noted.clear()
+            log.info("pod and node caches hold their initial listings: scans start")
+
+    async def note_syncing(
+        self, ref: PolicyRef, status: Mapping[str, Any], generation: int | None
+    ) -> None:
+        """Ready=Unknown/CachesSyncing on a policy seen before the caches are complete, once.
+
+        Only the Ready condition changes; the others (and the totals) stay as the last
+        operator left them until the first scan rewrites them.
+        """
+        if self.caches_synced or ref.uid in self._syncing_noted:
+            return
+        if not self.leading or not self.may_act():
+            return  # a standby writes nothing
+        self._syncing_noted.add(ref.uid)
+        try:
+            conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+        except ValueError:
+            conditions = []
+        updated = set_condition(
+            conditions,
+            type=READY,
+            status=ConditionStatus.UNKNOWN,
+            reason="CachesSyncing",
+            message=(
+                "The operator is reading the pods and nodes it watches; the first scan starts"
+                " once that listing is complete, so no job is judged with a partial picture."
+            ),
+            now=datetime.now(UTC),
+            observed_generation=generation,
+        )
+        rendered = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in updated]
+        try:
+            await self.kube.patch_policy_status(ref.namespace, ref.name, {"conditions": rendered})
+        except ClusterError as exc:
+            log.warning("policy %s: %s", ref, exc)
 
     def pod_ended(self, pod: PodFacts) -> None:
         """The fast path: tell the policies of the pod's namespace at once."""
