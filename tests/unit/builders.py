@@ -31,6 +31,7 @@ from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.safety import CircuitBreakerSpec, SafetySpec
 from lifeguard.reconcile import (
+    ApiserverOutage,
     Connected,
     DatabaseFailed,
     DatabaseOutcome,
@@ -455,7 +456,9 @@ class SnapshotBuilder:
     nodes_observed: bool = True
     owner_jobs: tuple[OwnerJobFacts, ...] = ()
     adaptive_limits: tuple[tuple[str, float], ...] = ()
+    leases_blind: bool = False
     database: DatabaseOutcome | None = None
+    outage: ApiserverOutage | None = None
     at: float = 1000.0
     now: datetime = NOW
     fleet: FleetView | None = None
@@ -494,6 +497,19 @@ class SnapshotBuilder:
     def unreachable(self, message: str = "connection refused") -> SnapshotBuilder:
         return replace(self, database=DatabaseFailed("Unreachable", message))
 
+    def database_failed(self, reason: str, event_reason: str, message: str) -> SnapshotBuilder:
+        return replace(self, database=DatabaseFailed(reason, message, event_reason))
+
+    def blind_to_leases(self) -> SnapshotBuilder:
+        """The operator has not listed node Leases lately: its view carries no Lease ages."""
+        nodes = tuple(replace(n, lease_age=None, lease_duration=None) for n in self.nodes)
+        return replace(self, leases_blind=True, nodes=nodes)
+
+    def after_apiserver_outage(
+        self, started: float, seconds: float, error: str = "connection refused"
+    ) -> SnapshotBuilder:
+        return replace(self, outage=ApiserverOutage(started, seconds, error))
+
     def later(self, seconds: float) -> SnapshotBuilder:
         """The same world `seconds` later on both clocks (jobs keep their ages)."""
         return replace(self, at=self.at + seconds, now=self.now + timedelta(seconds=seconds))
@@ -523,6 +539,7 @@ class SnapshotBuilder:
             self.nodes_observed,
             elsewhere,
             jobs={j.name: j for j in self.owner_jobs},
+            leases_blind=self.leases_blind,
         )
         database = self.database or Connected("postgres://db/river", Scanned(self.jobs, self.now))
         return Snapshot(
@@ -534,6 +551,7 @@ class SnapshotBuilder:
             fleet=self.fleet,
             me=self.me,
             adaptive_limits=dict(self.adaptive_limits),
+            apiserver_outage=self.outage,
         )
 
 

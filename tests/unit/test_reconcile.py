@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from builders import (
@@ -181,6 +182,93 @@ def test_a_database_outage_is_an_event_once_and_an_error_metric_every_cycle() ->
     assert len(metric(down, "database_errors")) == len(metric(still_down, "database_errors")) == 1
     assert reasons(back) == ["DatabaseReconnected"]
     assert metric(up, "database_errors") == []
+
+
+def test_the_first_connection_is_announced_without_again() -> None:
+    _, first = cycle(snapshot(HEALTHY))
+    assert reasons(first) == ["DatabaseConnected"]
+    assert "again" not in first.events[0].message
+
+
+DATABASE_FAILURES = [
+    pytest.param("AuthenticationFailed", "DatabaseAuthenticationFailed", id="authentication"),
+    pytest.param("Unreachable", "DatabaseUnreachable", id="unreachable_host"),
+    pytest.param("Timeout", "DatabaseTimeout", id="timeout"),
+    pytest.param("SchemaNotFound", "RiverTablesMissing", id="missing_river_tables"),
+    pytest.param("HeartbeatTableMissing", "HeartbeatTableMissing", id="missing_heartbeat_table"),
+]
+
+
+@pytest.mark.parametrize(("reason", "event_reason"), DATABASE_FAILURES)
+def test_a_database_failure_names_its_cause_in_condition_and_event(
+    reason: str, event_reason: str
+) -> None:
+    state, _ = cycle(snapshot(HEALTHY))
+    state, down = cycle(
+        snapshot(HEALTHY).database_failed(reason, event_reason, "why").later(5), state
+    )
+    assert conditions(state)[DATABASE_CONNECTED] == (F, reason)
+    assert event_reason in reasons(down)
+
+
+def test_while_the_database_is_unusable_counts_are_cleared_and_the_warning_said_once() -> None:
+    world = snapshot(HEALTHY)
+    state, _ = cycle(world)
+    assert state.book.jobs is not None and state.book.jobs.running == 1
+    warnings = []
+    for n, message in enumerate(("refused", "refused", "refused", "timeout expired"), start=1):
+        state, effects = cycle(world.unreachable(message).later(5 * n), state)
+        warnings.append([line.message for line in effects.logs if line.level == "warning"])
+        assert state.book.jobs is None
+        assert effects.status is None or effects.status["jobs"] is None
+    assert warnings == [["refused"], [], [], ["timeout expired"]]
+    state, back = cycle(world.later(30), state)
+    assert state.book.jobs is not None and state.book.jobs.running == 1
+    assert any(line.level == "info" and "again" in line.message for line in back.logs)
+
+
+NODE_VIEWS = [
+    pytest.param(snapshot(HEALTHY), None, id="a_fresh_view_sets_nothing"),
+    pytest.param(snapshot(HEALTHY).blind_to_leases(), (F, "LeasesUnread"), id="blind_is_false"),
+]
+
+
+@pytest.mark.parametrize(("world", "expected"), NODE_VIEWS)
+def test_nodes_observed_says_when_the_operator_cannot_see_leases(
+    world: SnapshotBuilder, expected: tuple[ConditionStatus, str] | None
+) -> None:
+    state, _ = cycle(world)
+    assert conditions(state).get(NODES_OBSERVED) == expected
+
+
+def test_nodes_observed_turns_true_when_leases_are_listed_again() -> None:
+    state, _ = cycle(snapshot(HEALTHY).blind_to_leases())
+    state, _ = cycle(snapshot(HEALTHY).later(5), state)
+    assert conditions(state)[NODES_OBSERVED] == (T, "LeasesRead")
+
+
+def test_blind_lease_view_is_no_evidence_of_node_loss() -> None:
+    frozen = running_job(job_id=7).beat_age(120).on(pod("w-7").on("n1"))
+    lost = snapshot(frozen).job()  # the same job, node n1's kubelet silent for 5 minutes
+    lost = replace(lost, nodes=(node("n1").lease_silent_for(300).facts,))
+    _, seen = cycle(lost)
+    _, blind = cycle(lost.blind_to_leases())
+    [(_, verdict_seen)] = seen.judged
+    [(_, verdict_blind)] = blind.judged
+    assert verdict_seen.reason == "NodeLost"
+    assert verdict_blind.reason != "NodeLost"
+
+
+def test_an_apiserver_outage_is_said_once_per_policy_when_it_ended() -> None:
+    world = snapshot(HEALTHY)
+    state, _ = cycle(world)
+    state, after = cycle(world.after_apiserver_outage(900.0, 42.0).later(5), state)
+    state, again = cycle(world.after_apiserver_outage(900.0, 42.0).later(10), state)
+    assert reasons(after) == ["ApiserverUnreachable"] and "42s" in after.events[0].message
+    assert reasons(again) == []
+    # A policy whose supervisor started after the outage is not told about it.
+    _, new_policy = cycle(world.after_apiserver_outage(900.0, 42.0))
+    assert "ApiserverUnreachable" not in reasons(new_policy)
 
 
 def test_a_scan_counts_jobs_by_verdict_in_status_and_gauges() -> None:

@@ -114,7 +114,13 @@ class JobPolicyStatus(StatusModel):
         },
     )
     last_scan_time: Timestamp | None = Field(None, description="When the last scan finished.")
-    jobs: JobCounts = Field(default_factory=JobCounts, description="Running jobs by verdict.")
+    jobs: JobCounts | None = Field(
+        default_factory=JobCounts,
+        description=(
+            "Running jobs by verdict, from the last scan. Absent while the database cannot be"
+            " scanned: the last counts would no longer be true."
+        ),
+    )
     totals: ActionTotals = Field(default_factory=ActionTotals, description="Actions so far.")
     recent_actions: Annotated[list[RecentAction], Field(max_length=MAX_RECENT_ACTIONS)] = Field(
         default_factory=list, description="The latest decisions, newest first."

@@ -8,6 +8,7 @@ from lifeguard.reconcile.effects import Effects, Event, LogLine, Metric, Outcome
 from lifeguard.reconcile.observe import ClientIds, observe
 from lifeguard.reconcile.reconcile import InvalidSpec, feed_outcomes, reconcile
 from lifeguard.reconcile.snapshot import (
+    ApiserverOutage,
     Connected,
     DatabaseFailed,
     DatabaseOutcome,
@@ -20,6 +21,7 @@ from lifeguard.reconcile.state import ReconcileState, configured, patched
 from lifeguard.reconcile.status import StatusBook
 
 __all__ = [
+    "ApiserverOutage",
     "ClientIds",
     "Connected",
     "DatabaseFailed",

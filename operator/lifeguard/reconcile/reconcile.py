@@ -76,6 +76,7 @@ def reconcile(
     else:
         cycle.database(spec)
     cycle.note_nodes()
+    cycle.note_apiserver_outage()
     return cycle.result()
 
 
@@ -128,6 +129,7 @@ class _Cycle:
         self.safety = state.safety
         self.seen_verdicts = state.seen_verdicts
         self.running = state.running
+        self.outage_reported = state.outage_reported
         self.events: list[Event] = []
         self.metrics: list[Metric] = []
         self.logs: list[LogLine] = []
@@ -140,6 +142,7 @@ class _Cycle:
             safety=self.safety,
             seen_verdicts=self.seen_verdicts,
             running=self.running,
+            outage_reported=self.outage_reported,
         )
         return state, replace(
             self.effects,
@@ -155,14 +158,49 @@ class _Cycle:
             self.events.append(Event("Warning", reason, message))
 
     def note_nodes(self) -> None:
-        if not self.snapshot.inventory.nodes_observed:
+        inventory, now = self.snapshot.inventory, self.snapshot.wall
+        if not inventory.nodes_observed:
             self.book.condition(
                 NODES_OBSERVED,
                 S.FALSE,
                 "NodeReadForbidden",
                 "The operator may not read nodes: node loss is detected from heartbeats alone.",
-                self.snapshot.wall,
+                now,
             )
+        elif inventory.leases_blind:
+            # Its own view is stale: a Lease that looks old may just not have been read.
+            self.book.condition(
+                NODES_OBSERVED,
+                S.FALSE,
+                "LeasesUnread",
+                "The operator has not listed node Leases lately (is the apiserver reachable?):"
+                " a silent kubelet is no evidence of node loss until it can look again.",
+                now,
+            )
+        else:
+            seen = find_condition(self.book.conditions, NODES_OBSERVED)
+            if seen is not None and seen.reason == "LeasesUnread":
+                self.book.condition(
+                    NODES_OBSERVED, S.TRUE, "LeasesRead", "Node Leases are listed again.", now
+                )
+
+    def note_apiserver_outage(self) -> None:
+        """An apiserver outage that ended is said once on each policy, in an Event (the status
+        could not be written while it lasted); a policy that starts later is not told."""
+        outage = self.snapshot.apiserver_outage
+        if outage is None or outage.started == self.outage_reported:
+            return
+        if self.state.cycles > 0:
+            self.events.append(
+                Event(
+                    "Warning",
+                    "ApiserverUnreachable",
+                    f"The apiserver was unreachable for {outage.seconds:.0f}s ({outage.error})."
+                    " Database scans and writes went on; pod restarts waited and Events of that"
+                    " time were dropped (the operator's log has every decision).",
+                )
+            )
+        self.outage_reported = outage.started
 
     # -- the database ----------------------------------------------------------------------
     def database(self, spec: JobPolicySpec) -> None:
@@ -176,25 +214,39 @@ class _Cycle:
                 "No database URL to connect to.",
                 self.snapshot.wall,
             )
+            self.book.unscanned()
         elif isinstance(outcome, DatabaseFailed):
             self.metrics.append(inc("database_errors"))
-            self.logs.append(LogLine("warning", outcome.message))
+            before = find_condition(self.book.conditions, DATABASE_CONNECTED)
+            # Said once, then again only when the failure changes: not at every scan.
+            if before is None or before.status != S.FALSE or before.message != outcome.message:
+                self.logs.append(LogLine("warning", outcome.message))
             if self.book.condition(
                 DATABASE_CONNECTED, S.FALSE, outcome.reason, outcome.message, self.snapshot.wall
             ):
-                self.events.append(Event("Warning", "DatabaseUnreachable", outcome.message))
+                self.events.append(Event("Warning", outcome.event_reason, outcome.message))
             self.not_ready("DatabaseUnavailable", outcome.message)
+            self.book.unscanned()
         elif isinstance(outcome, Connected):
             self.scanned(spec, outcome)
 
     def scanned(self, spec: JobPolicySpec, connected: Connected) -> None:
         scan, book = connected.scan, self.book
+        before = find_condition(book.conditions, DATABASE_CONNECTED)
         if book.condition(
             DATABASE_CONNECTED, S.TRUE, "Connected", f"Scanning {connected.target}.", scan.now
         ):
-            self.events.append(
-                Event("Normal", "DatabaseReconnected", f"Connected to {connected.target} again.")
-            )
+            if before is not None and before.status == S.FALSE:
+                self.events.append(
+                    Event(
+                        "Normal", "DatabaseReconnected", f"Connected to {connected.target} again."
+                    )
+                )
+                self.logs.append(LogLine("info", f"connected to {connected.target} again"))
+            else:
+                self.events.append(
+                    Event("Normal", "DatabaseConnected", f"Connected to {connected.target}.")
+                )
         if self.snapshot.kind_stats is not None:
             book.kind_stats = list(self.snapshot.kind_stats)
 

@@ -31,6 +31,9 @@ class InventoryView:
     elsewhere: Mapping[str, tuple[PodFacts, ...]] = field(default_factory=dict)
     # The batch/v1 Jobs that control those pods, by name (deleted ones as their last facts).
     jobs: Mapping[str, OwnerJobFacts] = field(default_factory=dict)
+    # The node Leases could be listed before but not lately (the apiserver is unreachable): no
+    # Lease age is evidence meanwhile (`nodes` then carries none).
+    leases_blind: bool = False
 
     def pods_with_prefix(self, prefix: str) -> tuple[PodFacts, ...]:
         return self.pods_by_prefix.get(prefix, ())
@@ -56,6 +59,8 @@ class Scanned:
     now: datetime
     # The scan read only its first rows: the policy covers more running jobs.
     truncated: bool = False
+    # Every running job the policy's selector matches, read or not (None: not counted).
+    running: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,22 @@ class NoDatabase:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseFailed:
-    """The database did not answer the scan."""
+    """The database did not answer the scan: the condition's reason (Unreachable,
+    AuthenticationFailed, Timeout, ...) and the Warning Event's (DatabaseUnreachable, ...)."""
 
     reason: str
     message: str
+    event_reason: str = "DatabaseUnreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiserverOutage:
+    """The last apiserver outage the operator saw end: when it began (monotonic), how long it
+    lasted, and the first error."""
+
+    started: float
+    seconds: float
+    error: str
 
 
 DatabaseOutcome = Connected | NoDatabase | DatabaseFailed
@@ -106,6 +123,8 @@ class Snapshot:
     # judges). None: the policy judges every job it scans (no fleet to share them with).
     fleet: FleetView | None = None
     me: PolicyFacts | None = None
+    # The last apiserver outage that ended, reported once per policy.
+    apiserver_outage: ApiserverOutage | None = None
 
     @property
     def scan(self) -> Scanned | None:

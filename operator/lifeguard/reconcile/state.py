@@ -32,6 +32,8 @@ class ReconcileState:
     # The monotonic reading of the last successful status patch; None: never patched.
     last_patch: float | None = None
     cycles: int = 0
+    # When the last apiserver outage reported on this policy began (monotonic).
+    outage_reported: float | None = None
 
 
 def configured(

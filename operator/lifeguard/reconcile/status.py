@@ -41,7 +41,8 @@ class StatusBook:
 
     generation: int | None
     conditions: list[Condition] = field(default_factory=list)
-    jobs: JobCounts = field(default_factory=JobCounts)
+    # None while the database cannot be scanned (the patch then removes status.jobs).
+    jobs: JobCounts | None = field(default_factory=JobCounts)
     totals: ActionTotals = field(default_factory=ActionTotals)
     recent_actions: list[RecentAction] = field(default_factory=list)
     kind_stats: list[KindStat] = field(default_factory=list)
@@ -91,6 +92,10 @@ class StatusBook:
         self.jobs = JobCounts.of(causes)
         self.last_scan_time = at
 
+    def unscanned(self) -> None:
+        """The database cannot be scanned: no counts rather than the last ones."""
+        self.jobs = None
+
     def record(self, action: RecentAction) -> None:
         self.recent_actions = with_recent_action(self.recent_actions, action)
         self.totals = self.totals.add(action.action, action.applied)
@@ -106,6 +111,8 @@ class StatusBook:
             kind_stats=self.kind_stats,
         )
         rendered: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if self.jobs is None:
+            rendered["jobs"] = None  # a merge patch's null removes the stale counts
         return rendered
 
     def changes(self) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ logged and never stops the loop.
 import logging
 from typing import Any
 
-from lifeguard.cluster.kube import ClusterError, KubeClient, ObjectRef
+from lifeguard.cluster.kube import ApiserverUnreachable, ClusterError, KubeClient, ObjectRef
 from lifeguard.metrics import Metrics
 from lifeguard.reconcile import Effects, Event, Metric
 from lifeguard.supervisor.policy import PolicyRef
@@ -21,6 +21,8 @@ async def post_events(ref: PolicyRef, effects: Effects, kube: KubeClient) -> Non
     for event in effects.events:
         try:
             await kube.post_event(_about(ref, event), event.type, event.reason, event.message)
+        except ApiserverUnreachable:
+            pass  # the outage is logged once by the client; the decision by write_logs
         except ClusterError as exc:
             log.warning("policy %s: %s", ref, exc)
 
@@ -64,6 +66,8 @@ async def patch_status(ref: PolicyRef, status: dict[str, Any], kube: KubeClient)
     """True when the status was written."""
     try:
         await kube.patch_policy_status(ref.namespace, ref.name, status)
+    except ApiserverUnreachable:
+        return False  # logged once by the client; written again once it answers
     except ClusterError as exc:
         log.warning("policy %s: %s", ref, exc)
         return False

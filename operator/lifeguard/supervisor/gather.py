@@ -12,12 +12,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from lifeguard.cluster.inventory import Inventory
+from lifeguard.cluster.reachability import Reachability
 from lifeguard.model.duration import parse_duration
 from lifeguard.model.enums import HeartbeatStore
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import KindStat
 from lifeguard.reconcile import (
+    ApiserverOutage,
     ClientIds,
     Connected,
     DatabaseFailed,
@@ -29,7 +31,7 @@ from lifeguard.reconcile import (
 )
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.durations import kind_durations
-from lifeguard.river.errors import DatabaseError, DatabaseUnavailable
+from lifeguard.river.errors import DatabaseError
 from lifeguard.river.scan import ScanQuery
 from lifeguard.river.scan import scan as scan_jobs
 from lifeguard.supervisor.connection import ConnectionProblem
@@ -101,6 +103,13 @@ class KindStatistics:
         self.kind_stats = tuple(kind_stats(durations, self.adaptive_limits))
 
 
+def _last_outage(reachability: Reachability | None) -> ApiserverOutage | None:
+    outage = reachability.outage if reachability is not None else None
+    if outage is None or outage.seconds is None:
+        return None
+    return ApiserverOutage(outage.started, outage.seconds, outage.error)
+
+
 async def gather(
     policy: PolicyRef,
     spec: JobPolicySpec | None,
@@ -109,6 +118,7 @@ async def gather(
     stats: KindStatistics,
     *,
     fleet_source: FleetSource | None = None,
+    reachability: Reachability | None = None,
 ) -> tuple[Snapshot, RiverDatabase | None]:
     """The cycle's Snapshot, and the database to write to when the scan succeeded.
 
@@ -150,12 +160,14 @@ async def gather(
             inventory.nodes_observed,
             elsewhere,
             jobs=inventory.owner_jobs(policy.namespace, pods),
+            leases_blind=inventory.leases_blind(monotonic),
         ),
         database=outcome,
         adaptive_limits=dict(stats.adaptive_limits),
         kind_stats=stats.kind_stats,
         fleet=fleet,
         me=me,
+        apiserver_outage=_last_outage(reachability),
     )
     return snapshot, db
 
@@ -164,8 +176,10 @@ async def _scan(db: RiverDatabase, spec: JobPolicySpec, *, with_tags: bool) -> D
     try:
         scanned = await scan_jobs(db, scan_query(spec, with_tags=with_tags))
     except DatabaseError as exc:
-        reason = "Unreachable" if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
-        return DatabaseFailed(reason, str(exc))
+        return DatabaseFailed(exc.reason, str(exc), event_reason=exc.event_reason)
     return Connected(
-        db.target, Scanned(tuple(scanned.jobs), scanned.now, truncated=scanned.truncated)
+        db.target,
+        Scanned(
+            tuple(scanned.jobs), scanned.now, truncated=scanned.truncated, running=scanned.running
+        ),
     )

@@ -149,6 +149,7 @@ class Supervisor:
                 self._source.database,
                 self._stats,
                 fleet_source=self._fleet_source,
+                reachability=self._kube.reachability,
             )
             self._state, effects = reconcile(snapshot, self._state, spec)
             outcomes: list[Outcome] = []
