@@ -12,6 +12,7 @@ import json
 import os
 import ssl
 import subprocess
+import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -306,6 +307,23 @@ class ControlPlane:
         if not isinstance(parsed, dict):
             raise TypeError(f"kubectl {' '.join(args)} did not print a JSON object")
         return parsed
+
+    def restart(self, name: str, *, down_for: float = 0.0, timeout: float = 180.0) -> None:
+        """Stops one component (etcd, kube-apiserver, ...) and starts it again with the same
+        command line after `down_for` seconds, for outage tests; returns once the apiserver
+        answers /readyz again."""
+        daemon = next(d for d in self.daemons if d.name == name)
+        argv = Path(f"/proc/{daemon.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        daemon.stop()
+        time.sleep(down_for)
+        restarted = procs.start_daemon(self.state_dir, name, [a.decode() for a in argv])
+        self.daemons[self.daemons.index(daemon)] = restarted
+
+        def ready() -> bool:
+            done = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+            return done.returncode == 0
+
+        procs.wait_ready(restarted, ready, timeout=timeout, what="ready again (/readyz)")
 
     def stop(self) -> None:
         """Stops every daemon, dependants first."""

@@ -20,8 +20,8 @@ from devenv.scenario import (
     install_crd,
     migrate_heartbeats,
     new_world,
-    wait_for,
 )
+from devenv.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

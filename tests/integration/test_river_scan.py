@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -226,6 +227,25 @@ async def test_scan_reports_truncation_beyond_max_jobs(
     assert len(whole.jobs) == 3 and whole.running == 3 and not whole.truncated
     empty = await scan(db, ScanQuery(schema=schema, queues=(fresh_queue(),)))
     assert empty.jobs == [] and empty.running == 0 and not empty.truncated
+
+
+async def test_a_truncated_scan_counts_the_stale_jobs_it_did_not_read(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    queue = fresh_queue()
+    ids = [rj.start_job(conn, schema, queue=queue)[0] for _ in range(5)]
+    for job_id in ids:
+        rj.age_attempt(conn, schema, job_id, 300)
+    rj.beat(conn, schema, ids[0], ago=120)  # read: stale, judged by the verdict, not counted
+    rj.beat(conn, schema, ids[2], ago=1)  # unread, fresh
+    rj.beat(conn, schema, ids[3], ago=120)  # unread, stale
+    # ids[4]: unread, never beat, past its startup grace: stale too; ids[1]: read, no beat.
+    query = ScanQuery(schema=schema, queues=(queue,), max_jobs=2, stale_after=30, startup_grace=60)
+    result = await scan(db, query)
+    assert [job.id for job in result.jobs] == ids[:2]
+    assert (result.running, result.unread_stale) == (5, 2)
+    untruncated = await scan(db, replace(query, max_jobs=5))
+    assert untruncated.unread_stale == 0 and not untruncated.truncated
 
 
 # --- Metadata store -------------------------------------------------------------------------

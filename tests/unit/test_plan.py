@@ -6,7 +6,7 @@ import pytest
 from builders import NOW, JobBuilder, PolicyBuilder, node, pod, policy, running_job
 
 from lifeguard.model.enums import Action, Backoff, Cause
-from lifeguard.plan import Judged, Plan, SafetyState, plan
+from lifeguard.plan import Judged, Plan, SafetyState, Unread, plan
 from lifeguard.verdict import decide
 
 
@@ -267,6 +267,29 @@ def test_circuit_opens_when_most_jobs_turn_stale_and_pauses_their_actions() -> N
     assert [(e.reason, e.warning) for e in result.events] == [("CircuitOpened", True)]
     assert result.state.breaker_message.startswith("circuit breaker open: 4 of 6")
     assert "4 of 6 running jobs (67%)" in result.events[0].message
+
+
+TRUNCATED = [
+    # A truncated scan read 2 healthy and 1 stale job; the rest were left unread.
+    pytest.param(Unread(running=0, stale=0), False, id="everything_read_one_stale_of_three"),
+    pytest.param(Unread(running=5, stale=0), False, id="unread_healthy_dilute_nothing_dangerous"),
+    pytest.param(Unread(running=5, stale=5), True, id="unread_stale_jobs_open_the_circuit"),
+    pytest.param(Unread(running=97, stale=2), False, id="few_unread_stale_of_many_stay_shut"),
+]
+
+
+@pytest.mark.parametrize(("unread", "opens"), TRUNCATED)
+def test_the_breaker_counts_the_jobs_a_truncated_scan_did_not_read(
+    unread: Unread, opens: bool
+) -> None:
+    judged = judge(*stale_jobs(1), *healthy_jobs(2))
+    result = plan(judged, policy(), SafetyState(), NOW, unread)
+    assert result.state.circuit_open is opens
+    if opens:
+        total = 3 + unread.running
+        assert result.state.breaker_message.startswith(
+            f"circuit breaker open: {1 + unread.stale} of {total}"
+        )
 
 
 def test_circuit_stays_shut_below_min_jobs() -> None:

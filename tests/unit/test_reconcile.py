@@ -28,6 +28,7 @@ from lifeguard.model.conditions import (
 from lifeguard.model.enums import Action, Cause
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
+    Connected,
     Effects,
     InvalidSpec,
     Metric,
@@ -497,3 +498,15 @@ def test_the_worker_container_of_the_policy_decides_and_a_jobs_deadline_is_named
     assert [(a.cause, a.reason) for a in effects.actions] == [
         (Cause.INFRASTRUCTURE_DEATH, "DeadlineExceeded")
     ]
+
+
+def test_a_truncated_scan_says_how_many_it_left_unread_in_ready() -> None:
+    world = snapshot(HEALTHY)
+    snap = world.snap()
+    assert isinstance(snap.database, Connected)
+    scanned = replace(snap.database.scan, truncated=True, running=12_000)
+    truncated = replace(snap, database=replace(snap.database, scan=scanned))
+    state, _ = reconcile(truncated, ReconcileState(), policy_spec(scan={"maxJobs": 1}))
+    ready = find_condition(state.book.conditions, READY)
+    assert ready is not None and ready.status == T
+    assert "Watching 1 running jobs, read 1 of 12000: scan.maxJobs (1)" in ready.message

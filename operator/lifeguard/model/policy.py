@@ -130,6 +130,22 @@ def _stale_after_ms(heartbeat: str) -> str:
     )
 
 
+DEFAULT_SCAN_MAX_JOBS = 10_000
+
+
+class ScanSpec(ApiModel):
+    """How much of the database one scan reads."""
+
+    max_jobs: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        DEFAULT_SCAN_MAX_JOBS,
+        description=(
+            "The most running jobs one scan reads and judges, oldest first (a scan of 100k jobs"
+            " takes about a second). Beyond it the Ready condition says how many were left"
+            " unread, and the circuit breaker still counts every running job."
+        ),
+    )
+
+
 class JobPolicySpec(ApiModel):
     """How Lifeguard watches, judges and rescues one set of River jobs."""
 
@@ -178,6 +194,7 @@ class JobPolicySpec(ApiModel):
     scan_interval: Duration = Field(
         "5s", description="How often running jobs are scanned and judged."
     )
+    scan: ScanSpec = Field(ScanSpec(), description="How much of the database one scan reads.")
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Self:

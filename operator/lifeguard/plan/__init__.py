@@ -1,5 +1,6 @@
 """Verdicts + policy + safety state → actions: escalation, circuit breaker, rate limit, DryRun."""
 
+from lifeguard.plan.breaker import Unread
 from lifeguard.plan.planner import Judged, PolicyLike, plan
 from lifeguard.plan.types import HeldJob, Plan, PlanEvent, PlannedAction, PodRef, SafetyState
 
@@ -12,5 +13,6 @@ __all__ = [
     "PodRef",
     "PolicyLike",
     "SafetyState",
+    "Unread",
     "plan",
 ]

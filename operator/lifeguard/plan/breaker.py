@@ -31,11 +31,24 @@ class BreakerReading:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """The running jobs a truncated scan did not read: how many, and how many of them have
+    stale beats. Not judged, so no pod explains their silence: the breaker counts them as
+    unexplained, erring towards pausing heartbeat-based actions, never towards acting."""
+
+    running: int = 0
+    stale: int = 0
+
+
+NONE_UNREAD = Unread()
+
+
 def read_breaker(
-    causes: Sequence[Cause], spec: CircuitBreakerSpec, was_open: bool
+    causes: Sequence[Cause], spec: CircuitBreakerSpec, was_open: bool, unread: Unread = NONE_UNREAD
 ) -> BreakerReading:
-    running = len(causes)
-    stale = sum(1 for cause in causes if cause in UNEXPLAINED_STALENESS)
+    running = len(causes) + unread.running
+    stale = sum(1 for cause in causes if cause in UNEXPLAINED_STALENESS) + unread.stale
     fraction = stale / running if running else 0.0
     is_open = running >= spec.min_jobs and fraction > spec.stale_fraction
     share = f"{stale} of {running} running jobs ({fraction:.0%})"

@@ -24,7 +24,7 @@ from lifeguard.model.actions import ActionRule, ActionsSpec
 from lifeguard.model.enums import Action, Mode
 from lifeguard.model.observation import Observation
 from lifeguard.model.safety import SafetySpec
-from lifeguard.plan.breaker import HEARTBEAT_DERIVED, read_breaker
+from lifeguard.plan.breaker import HEARTBEAT_DERIVED, NONE_UNREAD, Unread, read_breaker
 from lifeguard.plan.escalation import Step, Wait, next_step
 from lifeguard.plan.ratelimit import budget, in_window
 from lifeguard.plan.types import (
@@ -100,12 +100,23 @@ def _action(
     )
 
 
-def plan(judged: Sequence[Judged], policy: PolicyLike, state: SafetyState, now: datetime) -> Plan:
-    """The actions for one scan of one policy, the jobs held back and why, and the next state."""
+def plan(
+    judged: Sequence[Judged],
+    policy: PolicyLike,
+    state: SafetyState,
+    now: datetime,
+    unread: Unread = NONE_UNREAD,
+) -> Plan:
+    """The actions for one scan of one policy, the jobs held back and why, and the next state.
+
+    `unread`: the running jobs a truncated scan did not read, for the circuit breaker."""
     ordered = sorted(judged, key=lambda pair: pair[0].job.id)
     safety = policy.safety
     breaker = read_breaker(
-        [verdict.cause for _, verdict in ordered], safety.circuit_breaker, state.circuit_open
+        [verdict.cause for _, verdict in ordered],
+        safety.circuit_breaker,
+        state.circuit_open,
+        unread,
     )
     dry_run = safety.mode is Mode.DRY_RUN
     candidates: list[PlannedAction] = []

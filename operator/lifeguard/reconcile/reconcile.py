@@ -262,7 +262,11 @@ class _Cycle:
         )
         observations = self.heartbeats(spec, observations, scan.now)
         judged = [(obs, decide(obs)) for obs in observations]
-        plan = planning.plan(judged, spec, self.safety, scan.now)
+        unread = planning.Unread(
+            running=max(0, (scan.running or len(scan.jobs)) - len(scan.jobs)),
+            stale=scan.unread_stale,
+        )
+        plan = planning.plan(judged, spec, self.safety, scan.now, unread)
         self.safety = plan.state
         self.observe(judged)
         self.effects = Effects(
@@ -283,7 +287,6 @@ class _Cycle:
         )
         self.metrics.append(gauge("circuit_open", 1 if breaker_open else 0))
         mode = "dry run" if spec.safety.mode is Mode.DRY_RUN else "enforcing"
-        truncated = f" (only the first {len(scan.jobs)} read)" if scan.truncated else ""
         others = len(claimed.not_judged)
         elsewhere = (
             f"; {others} more it selects are judged by other policies or none"
@@ -291,13 +294,15 @@ class _Cycle:
             if others
             else ""
         )
-        book.condition(
-            READY,
-            S.TRUE,
-            "Scanning",
-            f"Watching {len(judged)} running jobs{truncated}, {mode}{elsewhere}.",
-            scan.now,
-        )
+        if scan.truncated:
+            watching = (
+                f"Watching {len(judged)} running jobs, read {len(scan.jobs)} of"
+                f" {scan.running or 'more'}: scan.maxJobs ({spec.scan.max_jobs}) leaves the"
+                " newest unread (the circuit breaker counts them all)"
+            )
+        else:
+            watching = f"Watching {len(judged)} running jobs"
+        book.condition(READY, S.TRUE, "Scanning", f"{watching}, {mode}{elsewhere}.", scan.now)
         book.scanned([verdict.cause for _, verdict in judged], scan.now)
 
     def overlapping(self, claimed: Claimed, judged: int, now: datetime) -> None:

@@ -61,6 +61,9 @@ class Scanned:
     truncated: bool = False
     # Every running job the policy's selector matches, read or not (None: not counted).
     running: int | None = None
+    # Of the jobs a truncated scan did not read, those whose beats are stale by the policy-wide
+    # threshold: the circuit breaker counts them as stale without a pod-level explanation.
+    unread_stale: int = 0
 
 
 @dataclass(frozen=True, slots=True)

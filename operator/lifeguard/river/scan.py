@@ -44,6 +44,10 @@ class ScanQuery:
     max_jobs: int = DEFAULT_MAX_JOBS
     # Read each job's tags too: another policy that may own these jobs selects by tags.
     with_tags: bool = False
+    # The policy-wide stale threshold and startup grace (seconds): when the scan is truncated,
+    # the jobs it did not read are counted as stale by these (tiers are not applied to them).
+    stale_after: float | None = None
+    startup_grace: float = 0.0
 
     def __post_init__(self) -> None:
         if self.store is HeartbeatStore.METADATA and not self.metadata_key:
@@ -65,6 +69,9 @@ class Scan:
     now: datetime
     jobs: list[JobFacts]
     running: int
+    # Of the running jobs the scan did not read (beyond max_jobs), those whose beat is older
+    # than the query's stale_after (or who never beat past the startup grace).
+    unread_stale: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -77,14 +84,15 @@ async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
     rows = await db.fetch_tuples(statement, params, schema=query.schema, doing="scan running jobs")
     now: datetime = rows[0][0]
     running: int = rows[0][1]
-    # Columns after the clock and the count are JobFacts' fields in order (see scan_statement);
-    # tags are only read when asked for (with_tags, last column): decoding an array per row
-    # would cost more than the rest.
+    unread_stale: int = rows[0][2] or 0
+    # Columns after the clock and the counts are JobFacts' fields in order (see
+    # scan_statement); tags are only read when asked for (with_tags, last column): decoding an
+    # array per row would cost more than the rest.
     if query.with_tags:
-        jobs = [_with_tags(JobFacts(*row[2:-1]), row[-1]) for row in rows if row[2] is not None]
+        jobs = [_with_tags(JobFacts(*row[3:-1]), row[-1]) for row in rows if row[3] is not None]
     else:
-        jobs = [JobFacts(*row[2:]) for row in rows if row[2] is not None]
-    return Scan(now=now, jobs=jobs, running=max(running, len(jobs)))
+        jobs = [JobFacts(*row[3:]) for row in rows if row[3] is not None]
+    return Scan(now=now, jobs=jobs, running=max(running, len(jobs)), unread_stale=unread_stale)
 
 
 def _with_tags(facts: JobFacts, tags: list[str] | None) -> JobFacts:
@@ -148,8 +156,20 @@ def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
     # The count reads every running job the selector matches, beyond max_jobs too, from that
     # index (a heap visit only for kinds and tags): how many jobs a truncated scan left unread,
     # and the circuit breaker's denominator.
+    # Only a truncated scan counts the stale jobs it did not read (PostgreSQL evaluates the
+    # uncorrelated subquery in the CASE only when its branch is taken).
+    params |= {"stale_after": query.stale_after, "startup_grace": query.startup_grace}
     statement = sql.SQL(
-        """SELECT clock.now, clock.running, job.* FROM (
+        """SELECT clock.now, clock.running, CASE WHEN clock.running > %(limit)s
+    AND %(stale_after)s::float8 IS NOT NULL THEN (
+  SELECT count(*) FROM (
+    SELECT {beat_at} AS beat_at, j.attempted_at FROM {river_job} AS j {heartbeat_join}
+    WHERE {conditions} ORDER BY j.id OFFSET %(limit)s
+  ) AS unread
+  WHERE coalesce(unread.beat_at, unread.attempted_at
+      + make_interval(secs => %(startup_grace)s::float8 - %(stale_after)s::float8))
+    < now() - make_interval(secs => %(stale_after)s::float8)
+) END AS unread_stale, job.* FROM (
   SELECT now() AS now, (SELECT count(*) FROM {river_job} AS j WHERE {conditions}) AS running
 ) AS clock
 LEFT JOIN LATERAL (
@@ -185,6 +205,7 @@ LEFT JOIN LATERAL (
         heartbeat_join=heartbeat_join,
         conditions=sql.SQL(" AND ").join(conditions),
         tags=sql.SQL(",\n    j.tags") if query.with_tags else sql.SQL(""),
+        beat_at=beat_at,
     )
     return statement, params
 

@@ -64,6 +64,9 @@ def scan_query(spec: JobPolicySpec, *, with_tags: bool = False) -> ScanQuery:
         priorities=tuple(selector.priorities) if selector.priorities else None,
         tags=tuple(selector.tags) if selector.tags else None,
         with_tags=with_tags,
+        max_jobs=spec.scan.max_jobs,
+        stale_after=spec.stale_after_seconds(),
+        startup_grace=parse_duration(heartbeat.startup_grace),
     )
 
 
@@ -180,6 +183,10 @@ async def _scan(db: RiverDatabase, spec: JobPolicySpec, *, with_tags: bool) -> D
     return Connected(
         db.target,
         Scanned(
-            tuple(scanned.jobs), scanned.now, truncated=scanned.truncated, running=scanned.running
+            tuple(scanned.jobs),
+            scanned.now,
+            truncated=scanned.truncated,
+            running=scanned.running,
+            unread_stale=scanned.unread_stale,
         ),
     )

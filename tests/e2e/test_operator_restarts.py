@@ -1,0 +1,228 @@
+"""The operator across restarts of its own and of the control plane, on a control plane of this
+module's own (its apiserver and etcd are restarted here, which other modules must not see).
+
+- Restarted while a process is frozen on a healthy node and a node is frozen (NotReady, its
+  processes alive but silent): its first scans judge with complete pod and node caches, so they
+  say what later scans say (Unresponsive → RestartPod, NodeLost → a refunded retry), never
+  Stale for want of a pod.
+- kube-apiserver, then etcd, restarted while jobs run: the database is scanned throughout (its
+  query timestamps in pg_stat_activity keep moving), and afterwards a pod deletion is retried
+  by the fast path and a frozen process on a healthy node is still Unresponsive → RestartPod,
+  not a NodeLost from Lease ages the operator could not read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devenv.controlplane import ControlPlane
+from devenv.nodeagent import NodeAgentHandle
+from devenv.nodeagent_handle import start_node_agent
+from devenv.nodeagent_kube import KubeClient
+from devenv.operator import OperatorProcess, start_operator
+from devenv.scenario import (
+    Scenario,
+    fast_policy_spec,
+    install_crd,
+    lifeguard_errors,
+    migrate_heartbeats,
+    new_world,
+)
+from devenv.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+RiverDatabase = Callable[..., str]
+SYNC, OUTAGE = "rs-sync", "rs-outage"
+POLICY = "workers"
+HEALTHY_NODE, FROZEN_NODE = "rs-healthy", "rs-frozen"
+
+
+@pytest.fixture(scope="module")
+def plane(state_dir: Path) -> Iterator[ControlPlane]:
+    own = ControlPlane.start(state_dir / "restarts")
+    install_crd(own)
+    yield own
+    own.stop()
+
+
+@pytest.fixture(scope="module")
+def agents(
+    state_dir: Path, plane: ControlPlane, worker_binary: Path
+) -> Iterator[dict[str, NodeAgentHandle]]:
+    started = {}
+    for name in (HEALTHY_NODE, FROZEN_NODE):
+        kubeconfig = plane.user_kubeconfig(f"system:node:{name}", ["system:nodes"])
+        started[name] = start_node_agent(
+            state_dir / "restarts", kubeconfig, name, [worker_binary.parent]
+        )
+    yield started
+    for handle in started.values():
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(plane: ControlPlane) -> KubeClient:
+    return KubeClient(plane.kubeconfig)
+
+
+def operator(state_dir: Path, plane: ControlPlane, name: str) -> OperatorProcess:
+    return start_operator(
+        state_dir / "restarts", plane.kubeconfig, name=name, namespaces=[SYNC, OUTAGE]
+    )
+
+
+def world(
+    plane: ControlPlane, admin: KubeClient, namespace: str, dsn: str, worker: Path
+) -> Scenario:
+    migrate_heartbeats(dsn)
+    scenario = new_world(plane, admin, namespace, dsn, worker)
+    scenario.apply_policy(POLICY, fast_policy_spec())
+    return scenario
+
+
+def node_ready(admin: KubeClient, name: str) -> bool:
+    conditions = (admin.get(f"/api/v1/nodes/{name}").get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_first_scans_after_an_operator_restart_judge_with_complete_caches(
+    state_dir: Path,
+    plane: ControlPlane,
+    admin: KubeClient,
+    agents: dict[str, NodeAgentHandle],
+    river_database: RiverDatabase,
+    worker_binary: Path,
+) -> None:
+    lg = world(plane, admin, SYNC, river_database(), worker_binary)
+    first = operator(state_dir, plane, "operator-restarts-1")
+    try:
+        lg.wait_condition(POLICY, "Ready", "True", timeout=60)
+        lg.worker_pod("frozen-w", "frozen", node=HEALTHY_NODE)
+        lg.worker_pod("lost-w", "lost", node=FROZEN_NODE)
+        frozen_job = lg.enqueue("sleep", {"seconds": 600}, queue="frozen")
+        lost_job = lg.enqueue("sleep", {"seconds": 600}, queue="lost")
+        lg.wait_running_on(frozen_job, "frozen-w")
+        lg.wait_running_on(lost_job, "lost-w")
+    finally:
+        first.stop()
+
+    # While the operator is down: a process freezes on a healthy node, and a whole node
+    # freezes (no Lease, no status: NotReady after the 15 s grace; its processes are alive).
+    agents[HEALTHY_NODE].freeze_pod(SYNC, "frozen-w")
+    agents[FROZEN_NODE].fail_node("freeze")
+    wait_for(lambda: not node_ready(admin, FROZEN_NODE) or None, 60, "the frozen node NotReady")
+
+    second = operator(state_dir, plane, "operator-restarts-2")
+    try:
+        lg.wait_event("PodRestarted", timeout=60, containing=f"job {frozen_job} ")
+        lost = lg.wait_job(lost_job, ("retryable", "available"), timeout=60)
+        errors = lifeguard_errors(lost)
+        assert errors and errors[-1].startswith("lifeguard: InfrastructureDeath/NodeLost"), errors
+        # No first scan judged either job without its pod or node.
+        for job in (frozen_job, lost_job):
+            assert not any("Stale/" in e for e in lifeguard_errors(lg.job(job))), lg.job(job)
+        metrics = second.metrics()
+        assert 'cause="Stale"' not in "".join(
+            line for line in metrics.splitlines() if line.startswith("lifeguard_verdicts_total")
+        ), metrics
+    finally:
+        second.stop()
+        with contextlib.suppress(Exception):  # evicted by the restart: nothing to thaw
+            agents[HEALTHY_NODE].thaw_pod(SYNC, "frozen-w")
+
+
+def last_scan_at(dsn: str) -> datetime | None:
+    """The latest query start of the operator's connections to this database."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT max(query_start) FROM pg_stat_activity"
+            " WHERE application_name = 'river-lifeguard' AND datname = current_database()"
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+def scans_go_on_during(dsn: str, outage: Callable[[], None]) -> int:
+    """Runs `outage` in the foreground and samples the operator's queries meanwhile; returns
+    how many distinct query starts were seen while it lasted."""
+    seen: set[datetime] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            at = last_scan_at(dsn)
+            if at is not None:
+                seen.add(at)
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        outage()
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    return len(seen)
+
+
+def test_apiserver_and_etcd_restarts_do_not_stop_scans_or_blind_the_operator(
+    state_dir: Path,
+    plane: ControlPlane,
+    admin: KubeClient,
+    agents: dict[str, NodeAgentHandle],
+    river_database: RiverDatabase,
+    worker_binary: Path,
+) -> None:
+    dsn = river_database()
+    lg = world(plane, admin, OUTAGE, dsn, worker_binary)
+    process = operator(state_dir, plane, "operator-restarts-outage")
+    try:
+        lg.wait_condition(POLICY, "Ready", "True", timeout=60)
+        lg.worker_pod("steady-w", "steady", node=HEALTHY_NODE)
+        steady = lg.enqueue("sleep", {"seconds": 600}, queue="steady")
+        lg.wait_running_on(steady, "steady-w")
+
+        # Scans (scanInterval 1s) go on while the apiserver is down, then while etcd is.
+        during_apiserver = scans_go_on_during(
+            dsn, lambda: plane.restart("kube-apiserver", down_for=8)
+        )
+        during_etcd = scans_go_on_during(dsn, lambda: plane.restart("etcd", down_for=20))
+        assert during_apiserver >= 5, "the database was not scanned while the apiserver was down"
+        assert during_etcd >= 10, "the database was not scanned while etcd was down"
+        assert lg.job(steady)["state"] == "running", "a healthy job was touched"
+
+        # Afterwards: a pod deletion is still retried by the fast path ...
+        lg.worker_pod("doomed-w", "doomed", node=HEALTHY_NODE)
+        doomed = lg.enqueue("sleep", {"seconds": 600}, queue="doomed")
+        lg.wait_running_on(doomed, "doomed-w")
+        lg.delete_pod("doomed-w")
+        retried = lg.wait_job(doomed, ("retryable", "available"), timeout=20)
+        assert lifeguard_errors(retried)[-1].startswith("lifeguard: InfrastructureDeath/")
+
+        # ... and a frozen process on a healthy node is Unresponsive, its pod restarted: the
+        # Lease ages the operator could not read during the outage are no evidence.
+        lg.worker_pod("frozen-after-w", "frozen", node=HEALTHY_NODE)
+        frozen = lg.enqueue("sleep", {"seconds": 600}, queue="frozen")
+        lg.wait_running_on(frozen, "frozen-after-w")
+        agents[HEALTHY_NODE].freeze_pod(OUTAGE, "frozen-after-w")
+        lg.wait_event("PodRestarted", timeout=60, containing=f"job {frozen} ")
+        assert not any("NodeLost" in e for e in lifeguard_errors(lg.job(frozen)))
+
+        # The outage was said once on the policy, and the node view is observed again.
+        lg.wait_event("ApiserverUnreachable", timeout=30)
+        nodes = lg.condition(POLICY, "NodesObserved")
+        assert nodes is None or nodes["status"] == "True", nodes
+        assert lg.job(steady)["state"] == "running", "a healthy job was touched"
+        log_text = process.log_text()
+        assert "scan failed unexpectedly" not in log_text
+        assert log_text.count("the apiserver is unreachable") <= 2, "one line per outage"
+    finally:
+        process.stop()
