@@ -14,12 +14,12 @@ when nothing needs stopping. A policy deleted while the operator is down is simp
 when it starts, so nothing ever acts for it; one whose namespace is deleted is deleted by the
 namespace controller and stops the same way.
 
-Pods and nodes reach the caches through index handlers. kopf runs an operator's index handlers
-for every object of the watches' initial listings before it runs any other handler, so a
-policy's supervisor (started by its resume handler) never scans with a partial picture: just
-after a restart, an empty cache would judge a job Stale (no pod) or NodeLost (no node). Until
-then each policy's Ready condition says CachesSyncing (from the JobPolicies' own index handler,
-which runs during the listing too).
+Pods, batch/v1 Jobs and nodes reach the caches through index handlers. kopf runs an operator's
+index handlers for every object of the watches' initial listings before it runs any other
+handler, so a policy's supervisor (started by its resume handler) never scans with a partial
+picture: just after a restart, an empty cache would judge a job Stale (no pod) or NodeLost (no
+node). Until then each policy's Ready condition says CachesSyncing (from the JobPolicies' own
+index handler, which runs during the listing too).
 
 Handlers are coroutines: kopf runs plain functions in threads, and the caches and supervisors
 live on the event loop.
@@ -214,12 +214,14 @@ def _watch_pods_and_nodes(
     # deleted Job can still be told apart (a read would only find nothing), and the cache is
     # a few small facts per Job. Pod events still drive the fast path: the Job controller
     # deletes the pods, and their deletion wakes the supervisors.
+    @kopf.index("batch", "v1", "jobs", registry=registry)
+    async def job_listed(*, body: kopf.Body, **_: Any) -> None:
+        fleet.inventory.upsert_job(body)  # indexed like pods: complete before the first scan
+
     @kopf.on.event("batch", "v1", "jobs", registry=registry)
     async def job_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
             fleet.inventory.delete_job(body)
-        else:
-            fleet.inventory.upsert_job(body)
 
     if options.nodes:
 
