@@ -262,8 +262,11 @@ class KubeClient:
     async def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
         """The namespace's batch/v1 Jobs; none when RBAC forbids reading them."""
         try:
-            response = await asyncio.to_thread(
-                self._batch.list_namespaced_job, namespace, _preload_content=False
+            response = await self._call(
+                f"listing Jobs in {namespace}",
+                self._batch.list_namespaced_job,
+                namespace,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 403:
