@@ -178,10 +178,3 @@ func (s *sweeper) sweep(ctx context.Context, batch []endedRun) (map[int64]bool, 
 	}
 	return settled, rows.Err()
 }
-
-// pendingCount is how many ended runs still wait for their row's removal.
-func (s *sweeper) pendingCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.pending)
-}

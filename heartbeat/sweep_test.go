@@ -101,3 +101,10 @@ func (e *testEnv) endedRun(t *testing.T, move string) endedRun {
 	}
 	return endedRun{jobID: jobID, attempt: 2, attemptedAt: &at, endedAt: time.Now()}
 }
+
+// pendingCount is how many ended runs still wait for their row's removal.
+func (s *sweeper) pendingCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
