@@ -26,7 +26,7 @@ from devenv.waiting import wait_for
 pytestmark = pytest.mark.e2e
 
 RiverDatabase = Callable[..., str]
-LIVE, OFFLINE, CONTROL = "del-live", "del-offline", "del-control"
+LIVE, OFFLINE, CONTROL, DOOMED = "del-live", "del-offline", "del-control", "del-doomed"
 POLICY = "workers"
 # Longer than the stuck rule's escalation (6 s) and a few scans (1 s).
 QUIET_SECONDS = 12.0
@@ -42,7 +42,7 @@ def namespaces(
 ) -> Iterator[dict[str, Scenario]]:
     install_crd(control_plane)
     worlds = {}
-    for namespace in (LIVE, OFFLINE, CONTROL):
+    for namespace in (LIVE, OFFLINE, CONTROL, DOOMED):
         dsn = river_database()
         migrate_heartbeats(dsn)
         worlds[namespace] = new_world(control_plane, kube, namespace, dsn, worker_binary)
@@ -126,5 +126,32 @@ def test_a_policy_deleted_while_the_operator_is_down_never_acts(
         assert_left_alone(world, "deaf-offline", pod["metadata"]["uid"], job)
         assert "lifeguard:cancels" not in world.job(job)["metadata"]
         assert not world.events("JobCancelled")
+    finally:
+        operator.stop()
+
+
+def test_a_policy_whose_namespace_is_deleted_stops_with_it(
+    state_dir: Path, control_plane: ControlPlane, namespaces: dict[str, Scenario]
+) -> None:
+    world = namespaces[DOOMED]
+    operator = start(state_dir, control_plane, "operator-del-namespace")
+    try:
+        world.apply_policy(POLICY, fast_policy_spec())
+        world.wait_condition(POLICY, "Ready", "True", timeout=60)
+        job = deaf_stuck_job(world, "deaf-doomed")
+        world.wait_event("JobCancelled", timeout=60, containing=f"job {job} ")
+        control_plane.kubectl("delete", "namespace", DOOMED, "--wait=false")
+        stopped = f"policy {DOOMED}/{POLICY}: stopped"
+        wait_for(
+            lambda: stopped in operator.log_text() or None,
+            60,
+            "the operator to stop the policy of the deleted namespace",
+        )
+        log = operator.log_text()
+        stopped_at = log.index(stopped) + len(stopped)
+        time.sleep(QUIET_SECONDS)
+        later = operator.log_text()[stopped_at:]
+        assert f"policy {DOOMED}/{POLICY}:" not in later, later
+        assert world.job(job)["metadata"].get("lifeguard:cancels") == 1
     finally:
         operator.stop()
