@@ -53,7 +53,7 @@ def namespaces(
 
 def start(state_dir: Path, plane: ControlPlane, name: str) -> OperatorProcess:
     return start_operator(
-        state_dir, plane.kubeconfig, name=name, namespaces=[LIVE, OFFLINE, CONTROL]
+        state_dir, plane.kubeconfig, name=name, namespaces=[LIVE, OFFLINE, CONTROL, DOOMED]
     )
 
 
