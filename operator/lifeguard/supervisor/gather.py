@@ -65,7 +65,10 @@ def scan_query(spec: JobPolicySpec, *, with_tags: bool = False) -> ScanQuery:
         tags=tuple(selector.tags) if selector.tags else None,
         with_tags=with_tags,
         max_jobs=spec.scan.max_jobs,
-        stale_after=spec.stale_after_seconds(),
+        # Workers without beats are never stale: nothing unread counts against the breaker.
+        stale_after=spec.stale_after_seconds()
+        if heartbeat.store is not HeartbeatStore.NONE
+        else None,
         startup_grace=parse_duration(heartbeat.startup_grace),
     )
 
