@@ -34,7 +34,7 @@ from lifeguard.river import (
     SchemaNotFound,
     heartbeat_table_ddl,
     record_actions_many,
-    retry,
+    retry_many,
     scan,
 )
 
@@ -498,9 +498,9 @@ async def test_an_action_record_is_fenced_and_read_back_by_the_scan_for_its_atte
     assert parse_own_action(job.own_action) == own
 
     # A later attempt of the same job does not inherit the record.
-    assert await retry(
+    assert await retry_many(
         db,
-        RetryRequest(job_id, attempted_at, "lifeguard: Unresponsive/BeatStale: x"),
+        [RetryRequest(job_id, attempted_at, "lifeguard: Unresponsive/BeatStale: x")],
         schema=schema,
     )
     rj.make_available(conn, schema, job_id)

@@ -41,7 +41,7 @@ from lifeguard.river import (
     heartbeat_table_ddl,
     lifeguard_error,
     prune_heartbeats,
-    retry,
+    retry_many,
     scan,
 )
 
@@ -52,6 +52,18 @@ pytestmark = pytest.mark.integration
 WORKER_SCHEMA = "Lifeguard_Workers"
 DEAD_CLIENT = "report-worker-7f_2026_01_01T00_00_00_000000"
 _names = iter(range(1, 10_000))
+
+
+async def retry_one(
+    db: RiverDatabase,
+    request: RetryRequest,
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
+) -> Applied | None:
+    """One fenced retry through the operator's batch write; None when the fence held."""
+    applied = await retry_many(db, [request], schema=schema, resume_from=resume_from)
+    return applied[0] if applied else None
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +146,7 @@ async def test_a_retried_job_is_fetched_again_and_completed_by_a_river_worker(
         conn, schema, client_id=DEAD_CLIENT, kind="sleep", args={"seconds": 0.2}
     )
     reason = lifeguard_error("InfrastructureDeath", "OOMKilled", "pod report-worker-7f on node n2")
-    applied = await retry(
+    applied = await retry_one(
         db, RetryRequest(job_id, attempted_at, reason, backoff=backoff), schema=schema
     )
     assert applied == Applied(job_id, "available" if backoff is Backoff.IMMEDIATE else "retryable")
@@ -213,7 +225,7 @@ async def test_rivers_rescuer_and_lifeguard_rescue_each_stuck_job_once(
         for job_id, attempted_at in raced:
             await asyncio.sleep(0.2)
             request = RetryRequest(job_id, attempted_at, reason, backoff=Backoff.IMMEDIATE)
-            lifeguard_applied += await retry(db, request, schema=schema) is not None
+            lifeguard_applied += await retry_one(db, request, schema=schema) is not None
         rows = [
             wait_for(
                 functools.partial(job_state, conn, schema, job_id, "completed", "discarded"),
@@ -350,7 +362,7 @@ async def test_retries_racing_a_real_workers_completions_never_lose_or_double_ru
         for row in running:
             await asyncio.sleep(rng.uniform(0, 0.05))
             request = RetryRequest(row["id"], row["attempted_at"], reason, Backoff.IMMEDIATE)
-            if await retry(db, request, schema=schema):
+            if await retry_one(db, request, schema=schema):
                 applied.add(row["id"])
         rows = [
             wait_for(
@@ -405,7 +417,7 @@ async def test_an_immediate_retry_wakes_an_idle_river_worker_at_once(
         await asyncio.sleep(1.0)  # past the producer's first fetch, which finds nothing
         reason = lifeguard_error("InfrastructureDeath", "PodDeleted", "pod worker-7f")
         request = RetryRequest(job_id, attempted_at, reason, backoff=Backoff.IMMEDIATE)
-        assert await retry(db, request, schema=schema) == Applied(job_id, "available")
+        assert await retry_one(db, request, schema=schema) == Applied(job_id, "available")
         row = wait_for(
             lambda: job_state(conn, schema, job_id, "completed"),
             "the retried job to run on the idle worker",
@@ -448,7 +460,7 @@ async def test_a_retried_job_resumes_from_the_last_progress_of_the_killed_attemp
     assert job.progress is not None and '"step"' in job.progress
     reason = lifeguard_error("InfrastructureDeath", "Killed", "the first worker was killed")
     request = RetryRequest(job_id, job.attempted_at, reason, backoff=Backoff.IMMEDIATE)
-    assert await retry(db, request, schema=schema, resume_from=location)
+    assert await retry_one(db, request, schema=schema, resume_from=location)
     checkpoint = rj.job(conn, schema, job_id)["metadata"][RESUME_KEY]
     assert checkpoint["attempt"] == 1 and checkpoint["progress"]["steps"] == steps
 

@@ -21,7 +21,6 @@ from lifeguard.river.actions import (
     discard_many,
     lifeguard_error,
     record_actions_many,
-    retry,
     retry_many,
 )
 from lifeguard.river.database import RiverDatabase
@@ -76,7 +75,6 @@ __all__ = [
     "migrate_heartbeat_table",
     "prune_heartbeats",
     "record_actions_many",
-    "retry",
     "retry_many",
     "scan",
 ]

@@ -92,17 +92,6 @@ def lifeguard_error(cause: str, reason: str, detail: str) -> str:
     return f"lifeguard: {cause}/{reason}: {detail}"
 
 
-async def retry(
-    db: RiverDatabase,
-    request: RetryRequest,
-    *,
-    schema: str | None,
-    resume_from: HeartbeatLocation | None = None,
-) -> Applied | None:
-    applied = await retry_many(db, [request], schema=schema, resume_from=resume_from)
-    return applied[0] if applied else None
-
-
 async def retry_many(
     db: RiverDatabase,
     requests: Sequence[RetryRequest],
