@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from devenv import river_jobs as rj
+from devenv.retrying import retry_one
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import Backoff
 from lifeguard.river import (
@@ -25,7 +26,6 @@ from lifeguard.river import (
     discard,
     discard_many,
     lifeguard_error,
-    retry,
     retry_many,
 )
 
@@ -71,7 +71,7 @@ async def test_immediate_retry_makes_the_job_available_as_river_job_retry_does(
     request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
 
     with listen(river[0], f"{schema or 'public'}.river_insert") as listener:
-        applied = await retry(db, request, schema=schema)
+        applied = await retry_one(db, request, schema=schema)
         payloads = notifications(listener)
 
     assert applied == Applied(job_id, "available")
@@ -86,7 +86,7 @@ async def test_immediate_retry_makes_the_job_available_as_river_job_retry_does(
     # River's insert notification, which wakes the queue's idle producers.
     assert [json.loads(p) for p in payloads] == [{"queue": queue}]
     # The same fence again: the job is no longer running, so nothing applies.
-    assert await retry(db, request, schema=schema) is None
+    assert await retry_one(db, request, schema=schema) is None
     assert len(rj.job(conn, schema, job_id)["errors"]) == 1
 
 
@@ -142,7 +142,7 @@ async def test_an_immediate_retry_of_a_unique_job_is_available_only_when_river_a
     )
     request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
 
-    assert await retry(db, request, schema=schema) == Applied(job_id, state)
+    assert await retry_one(db, request, schema=schema) == Applied(job_id, state)
     row = rj.job(conn, schema, job_id)
     assert row["state"] == state
     assert abs((row["scheduled_at"] - row["db_now"]).total_seconds()) < 1
@@ -153,7 +153,7 @@ async def test_a_retry_with_river_backoff_stays_retryable_and_wakes_nobody(
 ) -> None:
     job_id, attempted_at = rj.start_job(conn, schema)
     with listen(river[0], f"{schema or 'public'}.river_insert") as listener:
-        assert await retry(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
+        assert await retry_one(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
         assert notifications(listener, timeout=0.5) == []
     assert rj.job(conn, schema, job_id)["state"] == "retryable"
 
@@ -165,7 +165,7 @@ async def test_river_backoff_is_errors_plus_one_to_the_fourth_with_ten_percent_j
     job_id, attempted_at = rj.start_job(conn, schema)
     add_errors(conn, schema, job_id, earlier_errors)
 
-    assert await retry(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
+    assert await retry_one(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
 
     row = rj.job(conn, schema, job_id)
     delay = (row["scheduled_at"] - row["db_now"]).total_seconds()
@@ -207,7 +207,7 @@ async def test_refunded_retries_accumulate_across_attempts(
     job_id, attempted_at = rj.start_job(conn, schema)
     for _ in range(3):
         request = RetryRequest(job_id, attempted_at, REASON, Backoff.IMMEDIATE, refund_attempt=True)
-        assert await retry(db, request, schema=schema)
+        assert await retry_one(db, request, schema=schema)
         rj.make_available(conn, schema, job_id)
         attempted_at = rj.fetch_job(conn, schema, job_id, "worker-2_2026_01_01T00_00_00_000000")
     row = rj.job(conn, schema, job_id)
@@ -222,7 +222,7 @@ async def test_a_retry_of_a_job_whose_cancel_was_requested_cancels_it_as_river_d
     job_id, attempted_at = rj.start_job(conn, schema)
     assert await cancel(db, CancelRequest(job_id, attempted_at), schema=schema)
 
-    applied = await retry(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
+    applied = await retry_one(db, RetryRequest(job_id, attempted_at, REASON), schema=schema)
 
     assert applied == Applied(job_id, "cancelled")
     row = rj.job(conn, schema, job_id)
@@ -234,7 +234,7 @@ async def test_a_stale_fence_applies_nothing(
 ) -> None:
     job_id, attempted_at = rj.start_job(conn, schema)
     stale = attempted_at - timedelta(microseconds=1)
-    assert await retry(db, RetryRequest(job_id, stale, REASON), schema=schema) is None
+    assert await retry_one(db, RetryRequest(job_id, stale, REASON), schema=schema) is None
     assert await cancel(db, CancelRequest(job_id, stale), schema=schema) is None
     assert await discard(db, DiscardRequest(job_id, stale, REASON), schema=schema) is None
     row = rj.job(conn, schema, job_id)

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from devenv import river_jobs as rj
+from devenv.retrying import retry_one
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import Backoff
 from lifeguard.river import (
@@ -27,7 +28,6 @@ from lifeguard.river import (
     RetryRequest,
     RiverDatabase,
     cancel,
-    retry,
     retry_many,
 )
 
@@ -111,7 +111,7 @@ async def test_retry_racing_the_completer_applies_exactly_one(
             request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
             completed, retried = await asyncio.gather(
                 jittered(river_statement(river_conn, rj.COMPLETE_SQL, (job_id,), hold)),
-                jittered(applied(retry(db, request, schema=None))),
+                jittered(applied(retry_one(db, request, schema=None))),
             )
 
             row = rj.job(conn, None, job_id)
@@ -145,7 +145,9 @@ async def test_retry_of_a_stale_observation_never_touches_the_refetched_attempt(
                 jittered(
                     river_statement(river_conn, REFETCH, (job_id,), random.choice([0, 0.002]))
                 ),
-                jittered(applied(retry(db, RetryRequest(job_id, observed, REASON), schema=None))),
+                jittered(
+                    applied(retry_one(db, RetryRequest(job_id, observed, REASON), schema=None))
+                ),
             )
 
             row = rj.job(conn, None, job_id)
@@ -172,7 +174,9 @@ async def test_retry_racing_rivers_rescuer_rescues_once(
 
             rescued, retried = await asyncio.gather(
                 jittered(river_statement(river_conn, rescue, (job_id,), random.choice([0, 0.002]))),
-                jittered(applied(retry(db, RetryRequest(job_id, observed, REASON), schema=None))),
+                jittered(
+                    applied(retry_one(db, RetryRequest(job_id, observed, REASON), schema=None))
+                ),
             )
 
             row = rj.job(conn, None, job_id)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from devenv import river_jobs as rj
+from devenv.retrying import retry_one
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
@@ -18,7 +19,6 @@ from lifeguard.river import (
     RiverDatabase,
     heartbeat_table_ddl,
     lifeguard_error,
-    retry,
     retry_many,
 )
 
@@ -77,7 +77,7 @@ async def retried(
     resume_from: HeartbeatLocation | None = None,
 ) -> Applied | None:
     request = RetryRequest(job_id, attempted_at, REASON, backoff=Backoff.IMMEDIATE)
-    return await retry(db, request, schema=schema, resume_from=resume_from)
+    return await retry_one(db, request, schema=schema, resume_from=resume_from)
 
 
 async def test_a_retry_copies_the_attempts_last_progress_from_the_heartbeat_table(
@@ -175,7 +175,7 @@ async def test_the_next_attempts_progress_replaces_the_resume_point(
 
     # A retry with River's backoff copies the progress as well; so does one that discards.
     request = RetryRequest(job_id, attempted_at, REASON)
-    assert await retry(db, request, schema=schema, resume_from=TABLE)
+    assert await retry_one(db, request, schema=schema, resume_from=TABLE)
 
     resume = rj.job(conn, schema, job_id)["metadata"][RESUME_KEY]
     assert (resume["attempt"], resume["progress"]) == (2, {"step": 45})

@@ -25,6 +25,7 @@ from psycopg import sql
 
 from devenv import procs
 from devenv import river_jobs as rj
+from devenv.retrying import retry_one
 from devenv.river import RiverDatabase as RiverDatabaseFactory
 from devenv.worker import build_worker
 from lifeguard.model.client_id import river_host_of_pod
@@ -41,7 +42,6 @@ from lifeguard.river import (
     heartbeat_table_ddl,
     lifeguard_error,
     prune_heartbeats,
-    retry_many,
     scan,
 )
 
@@ -52,18 +52,6 @@ pytestmark = pytest.mark.integration
 WORKER_SCHEMA = "Lifeguard_Workers"
 DEAD_CLIENT = "report-worker-7f_2026_01_01T00_00_00_000000"
 _names = iter(range(1, 10_000))
-
-
-async def retry_one(
-    db: RiverDatabase,
-    request: RetryRequest,
-    *,
-    schema: str | None,
-    resume_from: HeartbeatLocation | None = None,
-) -> Applied | None:
-    """One fenced retry through the operator's batch write; None when the fence held."""
-    applied = await retry_many(db, [request], schema=schema, resume_from=resume_from)
-    return applied[0] if applied else None
 
 
 @pytest.fixture(scope="session")
