@@ -40,7 +40,7 @@ from bench.rerun import death_to_rerun, node_loss
 from bench.scale import measure_scale
 from bench.watch import JobWatch, percentile
 from devenv import procs
-from devenv.nodeagent_handle import daemon_name
+from devenv.nodeagent.handle import daemon_name
 from devenv.river import migrate
 from devenv.scenario import Scenario, new_world, untouched
 

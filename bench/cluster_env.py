@@ -20,7 +20,7 @@ from bench.watch import JobWatch
 from devenv import controlplane
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle, start_node_agent
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate

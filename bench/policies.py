@@ -32,8 +32,8 @@ from bench.config import BenchConfig
 from bench.figures import Results
 from bench.scale import LABELS, beat_all, cpu_seconds, ghost_pod, rss_mb, running_status
 from devenv.controlplane import ControlPlane
-from devenv.nodeagent_kube import MERGE, KubeClient
-from devenv.nodeagent_node import NodeHeartbeat
+from devenv.nodeagent.kube import MERGE, KubeClient
+from devenv.nodeagent.node import NodeHeartbeat
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
 from devenv.river import migrate

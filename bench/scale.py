@@ -23,8 +23,8 @@ import psycopg
 from bench import seed
 from bench.cluster_env import Env
 from bench.figures import Results
-from devenv.nodeagent_kube import MERGE, KubeClient
-from devenv.nodeagent_node import NodeHeartbeat
+from devenv.nodeagent.kube import MERGE, KubeClient
+from devenv.nodeagent.node import NodeHeartbeat
 from devenv.river import migrate
 from devenv.scenario import Scenario, new_world, wait_for
 from lifeguard.river import heartbeat_table_ddl

@@ -6,7 +6,7 @@ node agents, all started by this package on loopback with free ports and stopped
 
 Which node runs what:
 
-- Process node agents (`nodeagent*.py`, nodes `node-1`, `node-2`, ...): a kubelet stand-in
+- Process node agents (`nodeagent/`, nodes `node-1`, `node-2`, ...): a kubelet stand-in
   that runs each pod's command as a host process in its own UTS namespace and memory cgroup.
   They serve where a real kubelet cannot go or would be too heavy: node failure and loss
   (a node agent can stop its Lease and status and kill its processes on request), the bench's

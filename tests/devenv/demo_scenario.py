@@ -25,7 +25,7 @@ from devenv.demo_chart import install_chart, start_chart_operator, uninstall_cha
 from devenv.demo_output import Narrator
 from devenv.demo_timeline import Decision, Timeline
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess
 from devenv.scenario import (
     Scenario,

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devenv.demo_output import Narrator
-from devenv.nodeagent_kube import ApiError
+from devenv.nodeagent.kube import ApiError
 from devenv.scenario import Scenario
 
 Json = dict[str, Any]

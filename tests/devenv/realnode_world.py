@@ -19,7 +19,7 @@ from typing import Any
 
 from devenv import helm, realnode, river
 from devenv.controlplane import ControlPlane
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.postgres import PostgresCluster
 from devenv.realnode import NODE_NAME, TAINT_KEY, RealNode
 from devenv.realnode_relay import LoopbackRelay, pod_pid

@@ -18,7 +18,7 @@ import psycopg
 import yaml
 
 from devenv.controlplane import ControlPlane
-from devenv.nodeagent_kube import ApiError, KubeClient
+from devenv.nodeagent.kube import ApiError, KubeClient
 
 # Re-exported: tests and the bench wait through the scenario helpers.
 from devenv.waiting import wait_for as wait_for  # noqa: PLC0414

@@ -9,7 +9,7 @@ import pytest
 
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle, start_node_agent
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.worker import build_worker
 
 NODE_NAMES = ("node-1", "node-2")

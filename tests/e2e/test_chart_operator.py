@@ -20,7 +20,7 @@ from devenv.demo_chart import (
     uninstall_chart,
 )
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.river import RiverDatabase
 from devenv.scenario import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.nodeagent_proc import (
+from devenv.nodeagent.proc import (
     CGROUP_MEMORY_ROOT,
     ContainerProcess,
     Exit,

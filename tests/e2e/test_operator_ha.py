@@ -27,7 +27,7 @@ from devenv import helm
 from devenv.controlplane import ControlPlane
 from devenv.demo_chart import chart_lease, service_account_kubeconfig
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.scenario import (
     Scenario,

@@ -16,7 +16,7 @@ import pytest
 
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.river import RiverDatabase
 from devenv.scenario import (

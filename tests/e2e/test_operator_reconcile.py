@@ -22,7 +22,7 @@ import pytest
 from devenv import river_jobs as rj
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_kube import KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.scenario import (
     Scenario,

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from devenv.nodeagent import NodeAgentHandle
-from devenv.nodeagent_handle import node_cgroup
-from devenv.nodeagent_kube import ApiError, KubeClient
-from devenv.nodeagent_spec import pod_hostname
-from devenv.nodeagent_testing import (
+from devenv.nodeagent.handle import node_cgroup
+from devenv.nodeagent.kube import ApiError, KubeClient
+from devenv.nodeagent.spec import pod_hostname
+from devenv.nodeagent.testing import (
     NAMESPACE,
     condition,
     container,

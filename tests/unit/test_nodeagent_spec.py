@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devenv.nodeagent_spec import (
+from devenv.nodeagent.spec import (
     ConditionBook,
     ContainerRecord,
     SpecError,

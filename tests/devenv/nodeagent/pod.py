@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devenv.nodeagent_kube import ApiError, KubeClient
-from devenv.nodeagent_proc import ContainerProcess, Exit, remove_cgroup_tree
-from devenv.nodeagent_spec import (
+from devenv.nodeagent.kube import ApiError, KubeClient
+from devenv.nodeagent.proc import ContainerProcess, Exit, remove_cgroup_tree
+from devenv.nodeagent.spec import (
     POD_IP,
     ConditionBook,
     ContainerRecord,

@@ -5,7 +5,8 @@
 It registers a Node, renews its Lease, watches the pods bound to it and runs each container's
 command as a local process (own UTS namespace with the pod's name as hostname, memory cgroup
 for the memory limit), reports their states, and honours deletions like a kubelet. Tests and
-`devenv up` start it with `start_node_agent` and steer it through the returned handle.
+`devenv up` start it with `start_node_agent` (handle.py) and steer it through the returned
+handle.
 """
 
 from __future__ import annotations
@@ -20,20 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devenv.nodeagent_control import ControlServer
-from devenv.nodeagent_handle import (
-    NodeAgentError,
-    NodeAgentHandle,
-    node_cgroup,
-    start_node_agent,
-    stop_node_agent,
-)
-from devenv.nodeagent_kube import ApiError, KubeClient
-from devenv.nodeagent_node import LEASE_RENEW_SECONDS, NodeHeartbeat
-from devenv.nodeagent_pod import AgentContext, PodWorker
-from devenv.nodeagent_proc import cgroup_v1_available, remove_cgroup_tree
-
-__all__ = ["NodeAgentError", "NodeAgentHandle", "start_node_agent", "stop_node_agent"]
+from devenv.nodeagent.control import ControlServer
+from devenv.nodeagent.handle import node_cgroup
+from devenv.nodeagent.kube import ApiError, KubeClient
+from devenv.nodeagent.node import LEASE_RENEW_SECONDS, NodeHeartbeat
+from devenv.nodeagent.pod import AgentContext, PodWorker
+from devenv.nodeagent.proc import cgroup_v1_available, remove_cgroup_tree
 
 Json = dict[str, Any]
 log = logging.getLogger("nodeagent")
@@ -250,7 +243,3 @@ def main(argv: list[str] | None = None) -> int:
     agent.run()
     log.info("node agent %s stopped", args.node)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv import procs
-from devenv.nodeagent_proc import CGROUP_MEMORY_ROOT, remove_cgroup_tree
+from devenv.nodeagent.proc import CGROUP_MEMORY_ROOT, remove_cgroup_tree
 
 Json = dict[str, Any]
 CGROUP_PARENT = "lifeguard"
@@ -151,7 +151,7 @@ def start_node_agent(
     work = agent_dir(state_dir, node_name)
     work.mkdir(parents=True, exist_ok=True)
     (work / "control.json").unlink(missing_ok=True)
-    tests_dir = Path(__file__).resolve().parents[1]
+    tests_dir = Path(__file__).resolve().parents[2]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(tests_dir), env.get("PYTHONPATH", "")] if p)
     argv = [

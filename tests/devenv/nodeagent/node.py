@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from devenv.nodeagent_kube import MERGE, ApiError, KubeClient
-from devenv.nodeagent_spec import POD_IP, now_micro, now_rfc3339
+from devenv.nodeagent.kube import MERGE, ApiError, KubeClient
+from devenv.nodeagent.spec import POD_IP, now_micro, now_rfc3339
 
 Json = dict[str, Any]
 log = logging.getLogger("nodeagent.node")

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
-from devenv.nodeagent_kube import ApiError, KubeClient
+from devenv.nodeagent.kube import ApiError, KubeClient
 
 # Re-exported: the node agent's tests wait through these helpers.
 from devenv.waiting import wait_for as wait_for  # noqa: PLC0414
