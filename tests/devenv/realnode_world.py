@@ -29,6 +29,8 @@ REAL_NODE_TAINT = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule
 # Where worker pods see PostgreSQL's socket folder.
 SOCKET_MOUNT = "/run/postgresql"
 DATABASE = "lifeguard"
+# The sidecar of `RealScenario.sidecar_pod`.
+SIDECAR = "cloud-sql-proxy"
 
 
 def socket_dsn(database: str, port: int, user: str = "postgres") -> str:
@@ -84,15 +86,53 @@ class RealScenario(Scenario):
         ]
         return body
 
-    def container_id(self, pod: str) -> str:
+    def sidecar_pod(self, name: str, queue: str, *, native: bool, every: float = 2) -> str:
+        """A worker pod with a sidecar that exits 1 every `every` seconds and is restarted by
+        the kubelet (a proxy that keeps losing its upstream): a second container listed
+        before the worker, or a native sidecar (an init container with restartPolicy Always)
+        when `native`. Waits until the worker container runs; returns the pod's name.
+
+        The sidecar runs the operator's image only because it has a shell (its Debian base).
+        """
+        assert self.node is not None
+        body = self.worker_pod_body(name, queue, restart_policy="Always")
+        sidecar: Json = {
+            "name": SIDECAR,
+            "image": self.node.images["operator"].reference,
+            "imagePullPolicy": "Never",
+            "command": ["/bin/sh", "-c", f"sleep {every}; exit 1"],
+        }
+        spec = body["spec"]
+        if native:
+            spec["restartPolicy"] = "Never"
+            spec["initContainers"] = [{**sidecar, "restartPolicy": "Always"}]
+        else:
+            # First: without the policy's workers.container the sidecar would be the default.
+            spec["containers"].insert(0, sidecar)
+        self.kube.create(f"/api/v1/namespaces/{self.namespace}/pods", body)
+        self.pods.append(name)
+        wait_for(
+            lambda: (self._status(name, "worker").get("state") or {}).get("running"),
+            60,
+            f"pod {name}'s worker to run",
+        )
+        return name
+
+    def _status(self, pod: str, container: str) -> Json:
+        """The status of one container or native sidecar of `pod` ({} when not reported)."""
         status = (self.pod(pod) or {}).get("status") or {}
-        statuses = status.get("containerStatuses") or []
-        raw = str(statuses[0].get("containerID") or "") if statuses else ""
+        every = [
+            *(status.get("containerStatuses") or []),
+            *(status.get("initContainerStatuses") or []),
+        ]
+        return next((s for s in every if s.get("name") == container), {})
+
+    def container_id(self, pod: str, container: str = "worker") -> str:
+        raw = str(self._status(pod, container).get("containerID") or "")
         return raw.split("://", 1)[-1]
 
-    def restart_count(self, pod: str) -> int:
-        statuses = ((self.pod(pod) or {}).get("status") or {}).get("containerStatuses") or []
-        return int(statuses[0].get("restartCount") or 0) if statuses else 0
+    def restart_count(self, pod: str, container: str = "worker") -> int:
+        return int(self._status(pod, container).get("restartCount") or 0)
 
 
 def install_operator(

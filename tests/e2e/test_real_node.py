@@ -21,8 +21,9 @@ import pytest
 from devenv import realnode
 from devenv.controlplane import ControlPlane
 from devenv.realnode_relay import container_pids
-from devenv.realnode_world import RealScenario, real_world
-from devenv.scenario import fast_policy_spec, lifeguard_errors, wait_for
+from devenv.realnode_world import SIDECAR, RealScenario, real_world
+from devenv.scenario import WORKER_LABELS, fast_policy_spec, lifeguard_errors, untouched, wait_for
+from devenv.shapes import restarts
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,10 @@ def real(
         release_namespace=RELEASE_NS,
         watched=WATCHED,
         policy=POLICY,
-        spec=fast_policy_spec(),
+        # The policy names the worker's container: a sidecar listed first is not the worker.
+        spec=fast_policy_spec(
+            workers={"podSelector": {"matchLabels": dict(WORKER_LABELS)}, "container": "worker"}
+        ),
     ) as world:
         yield world
 
@@ -172,5 +176,42 @@ def test_frozen_worker_is_unresponsive_and_its_pod_restarted_by_eviction(
     assert "Unresponsive" in restarted["message"], restarted["message"]
     wait_for(lambda: real.pod("frozen-w") is None, 60, "the frozen pod to be gone")
     retried = real.wait_job(job, ("retryable", "available"), timeout=60)
+    # The eviction was Lifeguard's own: the real kubelet's report of the killed container and
+    # the deleted pod do not turn the cause it acted on into Evicted or InfrastructureDeath.
     errors = lifeguard_errors(retried)
-    assert errors and errors[-1].startswith("lifeguard: "), errors
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("lifeguard: Unresponsive/"), errors
+    assert "Lifeguard restarted pod frozen-w" in errors[0], errors
+    assert retried["attempt"] == 1, "the unresponsive rule counts the attempt"
+
+
+def test_a_sidecar_and_a_native_sidecar_restarting_never_touch_the_running_job(
+    real: RealScenario,
+) -> None:
+    # Both shapes at once (one queue each): a second container, and an init container with
+    # restartPolicy Always. The real kubelet restarts each with its crash-loop back-off.
+    shapes = {"sidecar-w": "sidecar", "native-w": "native"}
+    for pod, queue in shapes.items():
+        real.sidecar_pod(pod, queue, native=queue == "native")
+    jobs = {pod: real.enqueue("sleep", {"seconds": 30}, queue=q) for pod, q in shapes.items()}
+
+    for pod, job in jobs.items():
+        done = real.wait_job(job, "completed", timeout=120)
+        assert done["attempt"] == 1
+        assert len(done["attempted_by"]) == 1 and done["attempted_by"][0].startswith(f"{pod}_")
+        assert untouched(done), lifeguard_errors(done)
+        # The story happened: the sidecar exited and the kubelet restarted it under the job ...
+        assert restarts(real.pod(pod), SIDECAR) >= 2, real.pod(pod)
+        assert real.restart_count(pod) == 0, "the worker container never restarted"
+        # ... and Lifeguard said nothing about the job or its pod.
+        blamed = [
+            e["message"]
+            for e in real.kube.get(f"/api/v1/namespaces/{real.namespace}/events")["items"]
+            if e.get("reportingComponent") == "river-lifeguard"
+            and (f"job {job} " in e["message"] or e["involvedObject"].get("name") == pod)
+        ]
+        assert not blamed, blamed
+    native = (real.pod("native-w") or {})["status"]
+    assert [s["name"] for s in native["initContainerStatuses"]] == [SIDECAR]
+    for pod in shapes:
+        real.delete_pod(pod, grace=0)
