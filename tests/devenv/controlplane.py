@@ -8,13 +8,14 @@ NODE_MONITOR_GRACE, and pods tolerate the not-ready/unreachable taints for TOLER
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,18 +313,27 @@ class ControlPlane:
         """Stops one component (etcd, kube-apiserver, ...) and starts it again with the same
         command line after `down_for` seconds, for outage tests; returns once the apiserver
         answers /readyz again."""
+        with self.down(name, timeout=timeout):
+            time.sleep(down_for)
+
+    @contextlib.contextmanager
+    def down(self, name: str, *, timeout: float = 180.0) -> Iterator[None]:
+        """Stops one component for the block, then starts it again with the same command line;
+        leaves the block once the apiserver answers /readyz again."""
         daemon = next(d for d in self.daemons if d.name == name)
         argv = Path(f"/proc/{daemon.pid}/cmdline").read_bytes().split(b"\0")[:-1]
         daemon.stop()
-        time.sleep(down_for)
-        restarted = procs.start_daemon(self.state_dir, name, [a.decode() for a in argv])
-        self.daemons[self.daemons.index(daemon)] = restarted
+        try:
+            yield
+        finally:
+            restarted = procs.start_daemon(self.state_dir, name, [a.decode() for a in argv])
+            self.daemons[self.daemons.index(daemon)] = restarted
 
-        def ready() -> bool:
-            done = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
-            return done.returncode == 0
+            def ready() -> bool:
+                done = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+                return done.returncode == 0
 
-        procs.wait_ready(restarted, ready, timeout=timeout, what="ready again (/readyz)")
+            procs.wait_ready(restarted, ready, timeout=timeout, what="ready again (/readyz)")
 
     def stop(self) -> None:
         """Stops every daemon, dependants first."""

@@ -9,11 +9,17 @@ module's own (its apiserver and etcd are restarted here, which other modules mus
   query timestamps in pg_stat_activity keep moving), and afterwards a pod deletion is retried
   by the fast path and a frozen process on a healthy node is still Unresponsive → RestartPod,
   not a NodeLost from Lease ages the operator could not read.
+- Started while kube-apiserver is down: it names the URL it cannot reach and retries, answers
+  /healthz, prints no traceback, and acts once the apiserver is back; a policy whose database
+  is not there says so in its conditions. Refused by the apiserver (401): one line, exit 1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +28,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.handle import start_node_agent
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
+from devenv.ports import free_port
 from devenv.scenario import (
     Scenario,
     fast_policy_spec,
@@ -41,7 +49,7 @@ from devenv.waiting import wait_for
 pytestmark = pytest.mark.e2e
 
 RiverDatabase = Callable[..., str]
-SYNC, OUTAGE = "rs-sync", "rs-outage"
+SYNC, OUTAGE, STARTUP, NO_DATABASE = "rs-sync", "rs-outage", "rs-startup", "rs-nodb"
 POLICY = "workers"
 HEALTHY_NODE, FROZEN_NODE = "rs-healthy", "rs-frozen"
 
@@ -75,13 +83,18 @@ def admin(plane: ControlPlane) -> KubeClient:
 
 
 def operator(
-    state_dir: Path, plane: ControlPlane, name: str, *, elect: bool = True
+    state_dir: Path,
+    plane: ControlPlane,
+    name: str,
+    *,
+    elect: bool = True,
+    namespaces: tuple[str, ...] = (SYNC, OUTAGE),
 ) -> OperatorProcess:
     return start_operator(
         state_dir / "restarts",
         plane.kubeconfig,
         name=name,
-        namespaces=[SYNC, OUTAGE],
+        namespaces=namespaces,
         extra_args=() if elect else ("--no-leader-elect",),
     )
 
@@ -235,3 +248,79 @@ def test_apiserver_and_etcd_restarts_do_not_stop_scans_or_blind_the_operator(
         assert log_text.count("the apiserver is unreachable") <= 2, "one line per outage"
     finally:
         process.stop()
+
+
+def test_an_operator_started_before_the_apiserver_waits_for_it_and_then_acts(
+    state_dir: Path,
+    plane: ControlPlane,
+    admin: KubeClient,
+    agents: dict[str, NodeAgentHandle],
+    river_database: RiverDatabase,
+    worker_binary: Path,
+) -> None:
+    lg = world(plane, admin, STARTUP, river_database(), worker_binary)
+    # A database that is not there when the operator starts (nothing listens on the port).
+    absent = new_world(
+        plane,
+        admin,
+        NO_DATABASE,
+        f"postgresql://river@127.0.0.1:{free_port()}/river",
+        worker_binary,
+    )
+    absent.apply_policy(POLICY, fast_policy_spec())
+    unreachable = f"cannot reach the Kubernetes API at {plane.server}: "
+    with plane.down("kube-apiserver"):
+        # start_operator returns once /healthz answers: the waiting operator answers it.
+        process = operator(
+            state_dir, plane, "operator-restarts-startup", namespaces=(STARTUP, NO_DATABASE)
+        )
+        wait_for(
+            lambda: process.log_text().count(unreachable) >= 2 or None,
+            60,
+            "the operator to name the apiserver it cannot reach, twice",
+        )
+        assert process.daemon.alive() and process.healthy()
+    try:
+        lg.wait_condition(POLICY, "Ready", "True", timeout=90)
+        wait_for(lambda: node_ready(admin, HEALTHY_NODE) or None, 60, f"{HEALTHY_NODE} Ready")
+        lg.worker_pod("startup-w", "startup", node=HEALTHY_NODE)
+        job = lg.enqueue("sleep", {"seconds": 600}, queue="startup")
+        lg.wait_running_on(job, "startup-w")
+        lg.delete_pod("startup-w")
+        retried = lg.wait_job(job, ("retryable", "available"), timeout=30)
+        assert lifeguard_errors(retried)[-1].startswith("lifeguard: InfrastructureDeath/")
+
+        down = absent.wait_condition(POLICY, "DatabaseConnected", "False", timeout=60)
+        assert "127.0.0.1" in down["message"], down
+        log_text = process.log_text()
+        assert "Traceback" not in log_text, process.log_tail()
+        assert f"the Kubernetes API at {plane.server} answers" in log_text
+        tries = [line for line in log_text.splitlines() if unreachable in line]
+        assert all("retrying in" in line for line in tries), tries
+    finally:
+        process.stop()
+        lg.cleanup()
+        absent.cleanup()
+
+
+def test_an_operator_the_apiserver_refuses_exits_with_one_line(
+    state_dir: Path, plane: ControlPlane
+) -> None:
+    config = yaml.safe_load(plane.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": "not-a-valid-token"}
+    refused = state_dir / "restarts" / "refused.kubeconfig"
+    refused.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "lifeguard.cli", "run", "--namespace", STARTUP, "--no-leader-elect"],
+        env={**os.environ, "KUBECONFIG": str(refused)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, done.stderr
+    assert f"cannot use the Kubernetes API at {plane.server}: " in errors[0]
+    assert "Unauthorized" in errors[0], errors

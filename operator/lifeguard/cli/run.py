@@ -11,11 +11,13 @@ import threading
 from typing import Any
 
 import kopf
+import kubernetes
 
 from lifeguard.cluster.election import ElectionTiming, TimingError
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import KubeClient, current_namespace
 from lifeguard.cluster.leader import LeaderElector
+from lifeguard.cluster.startup import StartupRefused, reach_apiserver
 from lifeguard.handlers import WatchOptions, build_registry
 from lifeguard.metrics import Metrics
 from lifeguard.model.duration import parse_duration
@@ -150,6 +152,10 @@ def configure_logging(fmt: str, level: str) -> None:
     root.setLevel(level.upper())
     # kopf logs every handler call at INFO; keep its warnings.
     logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+    # urllib3 warns of each of its own retries of a failed connection (three per call); the
+    # operator says once what the failure means (cluster.startup, cluster.reachability).
+    if root.level > logging.DEBUG:
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -189,10 +195,6 @@ def trim_malloc_periodically(interval: float = MALLOC_TRIM_SECONDS) -> None:
     threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
 
 
-async def _nodes_readable(kube: KubeClient) -> bool:
-    return await kube.list_nodes() is not None
-
-
 def _elector(args: argparse.Namespace, kube: KubeClient, fleet: Fleet) -> LeaderElector | None:
     if not args.leader_elect:
         log.warning("leader election off: this replica acts alone; never run two of it")
@@ -218,8 +220,22 @@ def run(args: argparse.Namespace) -> int:
     limit_malloc_arenas()
     trim_malloc_periodically()
     configure_logging(args.log_format, args.log_level)
-    kube = KubeClient()
-    nodes = not args.no_nodes and asyncio.run(_nodes_readable(kube))
+    try:
+        kube = KubeClient()
+    except kubernetes.config.ConfigException as exc:
+        log.error(
+            "no Kubernetes credentials: neither a pod's ServiceAccount nor a kubeconfig"
+            " ($KUBECONFIG or ~/.kube/config): %s",
+            exc,
+        )
+        return 1
+    try:
+        nodes = asyncio.run(
+            reach_apiserver(kube, read_nodes=not args.no_nodes, health_port=args.health_port)
+        )
+    except StartupRefused as exc:
+        log.error("%s", exc)
+        return 1
     if not args.no_nodes and not nodes:
         log.warning("may not list nodes: node loss is detected from heartbeats alone")
     inventory = Inventory()

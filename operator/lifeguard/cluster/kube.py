@@ -10,6 +10,7 @@ ApiExceptions), so no caller has to know the client library.
 import asyncio
 import base64
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -97,10 +98,18 @@ def _json(response: Any) -> Any:
     return json.loads(response.data)
 
 
+# urllib3 starts its messages with the connection ("HTTPSConnection(host='…', port=…): "); the
+# caller names the URL already.
+_CONNECTION_PREFIX = re.compile(r"^<?\w*HTTPS?Connection(?:Pool)?\([^)]*\)>?: ")
+
+
 def _transport_error(exc: BaseException) -> str:
-    """A short cause: urllib3 wraps the socket error in MaxRetryError(reason=...)."""
+    """A short cause: urllib3 wraps the socket error in MaxRetryError(reason=...), and its
+    timeout errors carry the connection first and the message last."""
     reason = getattr(exc, "reason", None) or exc
-    text = str(reason).strip() or type(reason).__name__
+    last = reason.args[-1] if isinstance(reason, BaseException) and reason.args else None
+    text = last if isinstance(last, str) else str(reason)
+    text = _CONNECTION_PREFIX.sub("", text.strip()) or type(reason).__name__
     return text if len(text) <= 200 else text[:199] + "…"
 
 
@@ -157,6 +166,21 @@ class KubeClient:
     def api_client(self) -> kubernetes.client.ApiClient:
         """The configured client, for callers that need an API group of their own."""
         return self._api
+
+    @property
+    def server(self) -> str:
+        """The apiserver's URL, as the configuration names it."""
+        return str(self._api.configuration.host)
+
+    async def server_version(self) -> str:
+        """The apiserver's version (`/version`): readable by every authenticated user."""
+        try:
+            info = await self._call(
+                "reading the server version", kubernetes.client.VersionApi(self._api).get_code
+            )
+        except ApiException as exc:
+            raise ClusterError(f"reading the server version: {exc.status} {exc.reason}") from None
+        return str(info.git_version)
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         try:

@@ -36,10 +36,13 @@ class Reachability:
         *,
         probe_every: float = PROBE_EVERY_SECONDS,
         on_change: Callable[[bool], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         self._clock = clock
         self._probe_every = probe_every
         self.on_change = on_change
+        # The startup wait (cluster.startup) says what it waits for in its own words.
+        self._quiet = quiet
         self.outage: Outage | None = None  # the current one, or the last one
         self.last_success: float | None = None
         self._probing = False
@@ -64,11 +67,12 @@ class Reachability:
         self.last_success, self._probing = now, False
         if self.outage is not None and self.outage.ended is None:
             self.outage = Outage(self.outage.started, now, self.outage.error)
-            log.warning(
-                "the apiserver answers again after %.0fs unreachable (%s)",
-                now - self.outage.started,
-                self.outage.error,
-            )
+            if not self._quiet:
+                log.warning(
+                    "the apiserver answers again after %.0fs unreachable (%s)",
+                    now - self.outage.started,
+                    self.outage.error,
+                )
             if self.on_change is not None:
                 self.on_change(True)
 
@@ -79,12 +83,13 @@ class Reachability:
             return
         self.outage = Outage(now, None, error)
         self._probe_at = now + self._probe_every
-        log.warning(
-            "the apiserver is unreachable (%s): database scans go on with cached URLs;"
-            " Kubernetes calls are retried every %.0fs",
-            error,
-            self._probe_every,
-        )
+        if not self._quiet:
+            log.warning(
+                "the apiserver is unreachable (%s): database scans go on with cached URLs;"
+                " Kubernetes calls are retried every %.0fs",
+                error,
+                self._probe_every,
+            )
         if self.on_change is not None:
             self.on_change(False)
 
