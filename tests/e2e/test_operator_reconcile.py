@@ -34,6 +34,7 @@ from devenv.scenario import (
 )
 from lifeguard.cluster.kube import KubeClient as LifeguardKube
 from lifeguard.model.enums import Action, Backoff, Cause
+from lifeguard.model.own_action import OWN_ACTION_KEY
 from lifeguard.plan import PlannedAction, PodRef
 from lifeguard.reconcile import Result
 from lifeguard.river.database import RiverDatabase
@@ -267,11 +268,62 @@ def test_a_pod_recreated_under_the_same_name_before_the_eviction_is_not_evicted(
             (outcome,) = await execute([restart_of(FENCE, "fence-w", uid, frozen)], target)
         return outcome.result
 
-    # Decided on the first pod: fenced, and the successor keeps running untouched.
+    # Decided on the first pod: fenced, and the successor keeps running untouched; the restart
+    # record is withdrawn (no restart happened), so the successor's death is its own.
     assert asyncio.run(evict(old_uid)) is Result.FENCED
     after = fence.pod("fence-w")
     assert after is not None and after["metadata"]["uid"] == new["metadata"]["uid"]
     assert not after["metadata"].get("deletionTimestamp")
+    assert OWN_ACTION_KEY not in job_metadata(fence.dsn, frozen[0])
     # Decided on the successor itself: evicted (the fence, not the call, spared it above).
     assert asyncio.run(evict(new["metadata"]["uid"])) is Result.APPLIED
     wait_for(lambda: fence.pod("fence-w") is None, 60, "the successor to be evicted")
+
+
+def job_metadata(dsn: str, job_id: int) -> Json:
+    with rj.connect(dsn) as conn:
+        metadata: Json = rj.job(conn, None, job_id)["metadata"] or {}
+    return metadata
+
+
+def test_a_restart_a_disruption_budget_refused_leaves_no_record_to_explain_a_later_death(
+    fence: Scenario, control_plane: ControlPlane
+) -> None:
+    fence.worker_pod("budget-w", "budget", labels={"budget": "one"})
+    pod = fence.pod("budget-w")
+    assert pod is not None
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "keep-one"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"budget": "one"}}},
+    }
+    fence.kube.create(f"/apis/policy/v1/namespaces/{FENCE}/poddisruptionbudgets", budget)
+    wait_for(
+        lambda: (
+            fence.kube.get(f"/apis/policy/v1/namespaces/{FENCE}/poddisruptionbudgets/keep-one")
+            .get("status", {})
+            .get("currentHealthy")
+            == 1
+        ),
+        60,
+        "the disruption controller to count the pod",
+    )
+    with rj.connect(fence.dsn) as conn:
+        frozen = rj.start_job(conn, None, queue="budget-frozen")
+
+    async def restart() -> Result:
+        api = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+        async with RiverDatabase(fence.dsn) as db:
+            target = Target(db, None, LifeguardKube(api), FENCE)
+            action = restart_of(FENCE, "budget-w", pod["metadata"]["uid"], frozen)
+            (outcome,) = await execute([action], target)
+        return outcome.result
+
+    # The eviction is refused (429): the pod runs on, and the record written before the
+    # eviction is gone, so a later death of this pod (its node lost, a user's deletion) is
+    # not read as Lifeguard's restart.
+    assert asyncio.run(restart()) is Result.BLOCKED
+    kept = fence.pod("budget-w")
+    assert kept is not None and not kept["metadata"].get("deletionTimestamp")
+    assert OWN_ACTION_KEY not in job_metadata(fence.dsn, frozen[0])

@@ -36,6 +36,7 @@ from lifeguard.river import (
     record_actions_many,
     retry_many,
     scan,
+    withdraw_actions_many,
 )
 
 pytestmark = pytest.mark.integration
@@ -507,6 +508,37 @@ async def test_an_action_record_is_fenced_and_read_back_by_the_scan_for_its_atte
     rj.fetch_job(conn, schema, job_id, "worker-2")
     [job] = (await scan(db, query)).jobs
     assert job.own_action is None
+
+
+async def test_an_action_record_is_withdrawn_only_for_its_attempt_and_as_it_was_written(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    queue = fresh_queue()
+    job_id, attempted_at = rj.start_job(conn, schema, queue=queue)
+    own = OwnAction(
+        Action.RESTART_POD, Cause.UNRESPONSIVE, "BeatStale", "no beat", pod="w-1", pod_uid="u-1"
+    )
+    written = ActionRecord(job_id, attempted_at, own.to_json())
+    assert await record_actions_many(db, [written], schema=schema)
+    query = ScanQuery(schema=schema, store=HeartbeatStore.TABLE, queues=(queue,))
+
+    # Another decision's record (a successor's uid), or another attempt: nothing is removed.
+    successor = OwnAction(
+        Action.RESTART_POD, Cause.UNRESPONSIVE, "BeatStale", "no beat", pod="w-1", pod_uid="u-2"
+    )
+    earlier = attempted_at - timedelta(seconds=1)
+    for other in (
+        ActionRecord(job_id, attempted_at, successor.to_json()),
+        ActionRecord(job_id, earlier, own.to_json()),
+    ):
+        assert await withdraw_actions_many(db, [other], schema=schema) == []
+    [job] = (await scan(db, query)).jobs
+    assert parse_own_action(job.own_action) == own
+
+    assert await withdraw_actions_many(db, [written], schema=schema) == [Applied(job_id, "running")]
+    [job] = (await scan(db, query)).jobs
+    assert job.own_action is None
+    assert "lifeguard:action" not in rj.job(conn, schema, job_id)["metadata"]
 
 
 async def test_a_policy_without_beats_reads_no_beat_even_where_a_table_row_exists(

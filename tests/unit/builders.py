@@ -293,9 +293,10 @@ class JobBuilder:
         cause: Cause = Cause.UNRESPONSIVE,
         reason: str = "BeatStale",
         message: str = "pod worker-1 on node n1 is running but its last beat was 31s ago",
+        pod_uid: str = "",
     ) -> JobBuilder:
         """Lifeguard recorded (metadata lifeguard:action) that it restarts this job's pod."""
-        own = OwnAction(Action.RESTART_POD, cause, reason, message, pod=pod_name)
+        own = OwnAction(Action.RESTART_POD, cause, reason, message, pod=pod_name, pod_uid=pod_uid)
         return self._job(own_action=own.to_json())
 
     # limits

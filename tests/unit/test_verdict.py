@@ -493,6 +493,20 @@ OWN_ACTIONS = [
         "PodDeleted",
     ),
     case(
+        "pod_lifeguard_evicted_by_name_and_uid_is_the_cause_it_was_evicted_for",
+        running_job()
+        .lifeguard_restarted(pod_uid="uid-worker-1")
+        .on(pod().killed(15).disrupted("EvictionByEvictionAPI").deleted()),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "death_of_a_successor_of_the_same_name_keeps_its_verdict",
+        running_job().lifeguard_restarted(pod_uid="uid-of-its-predecessor").on(pod().deleted()),
+        INFRA,
+        "PodDeleted",
+    ),
+    case(
         "pod_lifeguard_is_restarting_while_the_worker_still_runs_is_still_unresponsive",
         running_job().beat_age(40).lifeguard_restarted().on(pod().terminating()),
         UNRESPONSIVE,

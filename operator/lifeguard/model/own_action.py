@@ -5,6 +5,10 @@ is about to do and why under `lifeguard:action`. The pod's death that follows is
 as Lifeguard's doing, even after an operator restart, and the job's verdict, Event and River
 error keep the original cause ("Unresponsive/BeatStale ...; Lifeguard restarted pod mailer")
 instead of blaming an eviction. Nothing is written on the user's pods.
+
+A record speaks only for an eviction the apiserver accepted: when the eviction is refused (a
+PodDisruptionBudget), finds the pod gone or replaced, or fails, the record is withdrawn, so a
+later death of that pod (its node lost, a user's deletion) keeps its own cause.
 """
 
 import json
@@ -23,8 +27,10 @@ class OwnAction:
     cause: Cause
     reason: str
     message: str
-    # The pod it restarted (RestartPod).
+    # The pod it restarted (RestartPod), and that pod's uid: a successor of the same name
+    # (a StatefulSet's) is not the pod Lifeguard restarted.
     pod: str | None = None
+    pod_uid: str = ""
 
     def to_json(self) -> str:
         """The record's JSON (the database adds the time it was written, "at")."""
@@ -35,6 +41,7 @@ class OwnAction:
                 "reason": self.reason,
                 "message": self.message,
                 "pod": self.pod,
+                "pod_uid": self.pod_uid,
             }
         )
 
@@ -63,6 +70,7 @@ def parse_own_action(text: str | None) -> OwnAction | None:
             reason=str(raw["reason"]),
             message=str(raw["message"]),
             pod=str(pod) if pod is not None else None,
+            pod_uid=str(raw.get("pod_uid") or ""),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return None

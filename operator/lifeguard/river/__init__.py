@@ -22,6 +22,7 @@ from lifeguard.river.actions import (
     lifeguard_error,
     record_actions_many,
     retry_many,
+    withdraw_actions_many,
 )
 from lifeguard.river.database import RiverDatabase
 from lifeguard.river.durations import KindDurations, kind_durations
@@ -77,4 +78,5 @@ __all__ = [
     "record_actions_many",
     "retry_many",
     "scan",
+    "withdraw_actions_many",
 ]

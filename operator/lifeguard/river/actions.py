@@ -337,6 +337,37 @@ RETURNING j.id, j.state::text AS state"""
     return _applied(rows)
 
 
+async def withdraw_actions_many(
+    db: RiverDatabase, requests: Sequence[ActionRecord], *, schema: str | None
+) -> list[Applied]:
+    """Removes records that `record_actions_many` wrote for actions that did not happen (an
+    eviction a PodDisruptionBudget refused, a pod already gone): a later death of the pod must
+    not read as Lifeguard's doing. Fenced per attempt and on the record itself, so a record
+    written since for another decision stays; the job's state does not matter (the record only
+    ever speaks of this attempt).
+    """
+    if not requests:
+        return []
+    _no_duplicates(requests)
+    statement = sql.SQL(
+        """UPDATE {river_job} AS j SET
+  metadata = j.metadata - {key}
+FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(records)s::text[])
+  AS r(id, attempted_at, record)
+WHERE j.id = r.id AND j.attempted_at = r.attempted_at
+  AND jsonb_typeof(j.metadata -> {key}) = 'object'
+  AND (j.metadata -> {key}) - 'at' = r.record::jsonb
+RETURNING j.id, j.state::text AS state"""
+    ).format(river_job=qualified(schema, "river_job"), key=sql.Literal(OWN_ACTION_KEY))
+    params: dict[str, Any] = {
+        "ids": [r.job_id for r in requests],
+        "attempted_ats": [r.attempted_at for r in requests],
+        "records": [r.record for r in requests],
+    }
+    rows = await db.fetch(statement, params, schema=schema, doing=f"withdraw {_ids(requests)}")
+    return _applied(rows)
+
+
 async def discard(
     db: RiverDatabase, request: DiscardRequest, *, schema: str | None
 ) -> Applied | None:

@@ -7,9 +7,9 @@ done twice, and no successor is touched.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from lifeguard.cluster.kube import ClusterError, EvictionResult, KubeClient
+from lifeguard.cluster.kube import ApiserverUnreachable, ClusterError, EvictionResult, KubeClient
 from lifeguard.model.enums import Action
 from lifeguard.model.own_action import OwnAction
 from lifeguard.plan import PlannedAction
@@ -105,6 +105,19 @@ def _fenced(
     return run
 
 
+def _restart_record(action: PlannedAction) -> river_actions.ActionRecord:
+    pod = action.pod
+    own = OwnAction(
+        Action.RESTART_POD,
+        action.cause,
+        action.reason,
+        action.message,
+        pod=pod.name if pod is not None else None,
+        pod_uid=pod.uid if pod is not None else "",
+    )
+    return river_actions.ActionRecord(action.job_id, action.attempted_at, own.to_json())
+
+
 async def _record_restarts(
     actions: Sequence[PlannedAction], to: Target
 ) -> tuple[list[PlannedAction], list[Outcome]]:
@@ -113,15 +126,7 @@ async def _record_restarts(
     operator restart too. A job that moved on is not acted on; without the record (the
     database failed) the pod is not evicted either."""
     with_pods = [a for a in actions if a.pod is not None]
-    records = [
-        river_actions.ActionRecord(
-            a.job_id,
-            a.attempted_at,
-            OwnAction(Action.RESTART_POD, a.cause, a.reason, a.message, pod=a.pod.name).to_json(),
-        )
-        for a in with_pods
-        if a.pod is not None
-    ]
+    records = [_restart_record(a) for a in with_pods]
     try:
         applied = await river_actions.record_actions_many(to.db, records, schema=to.schema)
     except DatabaseError as exc:
@@ -131,25 +136,58 @@ async def _record_restarts(
     return [a for a in with_pods if a.job_id in ids], moved_on
 
 
+@dataclass(frozen=True, slots=True)
+class _Eviction:
+    result: Result
+    detail: str
+    # The apiserver surely did not evict the pod: its restart record must not stay.
+    refused: bool
+
+
+async def _evict_one(to: Target, name: str, uid: str) -> _Eviction:
+    try:
+        evicted = await to.kube.evict_pod(to.namespace, name, uid)
+    except ApiserverUnreachable as exc:
+        # A lost answer may hide an accepted eviction: the record stays, as if it was.
+        return _Eviction(Result.FAILED, str(exc), refused=False)
+    except ClusterError as exc:
+        return _Eviction(Result.FAILED, str(exc), refused=True)
+    result, detail = _EVICTION_RESULTS[evicted](name)
+    return _Eviction(result, detail, refused=evicted is not EvictionResult.EVICTED)
+
+
 async def _evict(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]:
     """One eviction per pod instance, however many of its jobs asked for it."""
-    results: dict[tuple[str, str], tuple[Result, str]] = {}
+    evictions: dict[tuple[str, str], _Eviction] = {}
     recorded, outcomes = await _record_restarts(actions, to)
     outcomes += [Outcome(a, Result.FAILED, "no pod to restart") for a in actions if a.pod is None]
+    refused: list[Outcome] = []
     for action in recorded:
         if action.pod is None:
             continue
-        name, uid = action.pod.name, action.pod.uid
-        if (name, uid) not in results:
-            try:
-                evicted = await to.kube.evict_pod(to.namespace, name, uid)
-            except ClusterError as exc:
-                results[name, uid] = (Result.FAILED, str(exc))
-            else:
-                results[name, uid] = _EVICTION_RESULTS[evicted](name)
-        result, detail = results[name, uid]
-        outcomes.append(Outcome(action, result, detail))
-    return outcomes
+        key = (action.pod.name, action.pod.uid)
+        if key not in evictions:
+            evictions[key] = await _evict_one(to, *key)
+        eviction = evictions[key]
+        outcome = Outcome(action, eviction.result, eviction.detail)
+        (refused if eviction.refused else outcomes).append(outcome)
+    return outcomes + await _withdraw_records(refused, to)
+
+
+async def _withdraw_records(refused: list[Outcome], to: Target) -> list[Outcome]:
+    """Withdraws the records of restarts that did not happen (a PodDisruptionBudget refused the
+    eviction, the pod was gone or replaced, the apiserver forbade it): only an accepted
+    eviction's record may explain the pod's death, and a later death of a pod a PDB kept (its
+    node lost, a user's deletion) keeps its own cause."""
+    if not refused:
+        return refused
+    try:
+        await river_actions.withdraw_actions_many(
+            to.db, [_restart_record(o.decision) for o in refused], schema=to.schema
+        )
+    except DatabaseError as exc:
+        return [replace(o, detail=f"{o.detail}; its restart record stays ({exc})") for o in refused]
+    return refused
 
 
 _EVICTION_RESULTS: dict[EvictionResult, Callable[[str], tuple[Result, str]]] = {

@@ -457,13 +457,16 @@ def own_restart(case: Case, verdict: Verdict) -> Verdict:
     """The verdict once Lifeguard's own restart of the job's pod took effect: the cause it
     acted on, not the eviction it caused ("Unresponsive/BeatStale ...; Lifeguard restarted pod
     mailer"). Read from the record written before the eviction, so it survives a restart of the
-    operator; a death of another pod, or an OOM kill, keeps its own verdict."""
+    operator; a death of another pod (another name, or a successor's uid), or an OOM kill,
+    keeps its own verdict."""
     own = parse_own_action(case.obs.job.own_action)
     if own is None or own.action is not Action.RESTART_POD or verdict.cause not in _AFTER_RESTART:
         return verdict
     pod_name = case.pod.name if case.pod is not None else case.obs.pod_name
     if pod_name is None or pod_name != own.pod:
         return verdict
+    if own.pod_uid and case.pod is not None and case.pod.uid and case.pod.uid != own.pod_uid:
+        return verdict  # a successor that took the name: its death is its own
     return Verdict(
         own.cause,
         own.reason,
