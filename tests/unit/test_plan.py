@@ -345,8 +345,19 @@ def oom_jobs(count: int) -> list[JobBuilder]:
     return [running_job(job_id=n).on(pod(f"w-{n}").oom_killed()) for n in range(1, count + 1)]
 
 
+def stuck_jobs(count: int, first_id: int = 1) -> list[JobBuilder]:
+    """Jobs that beat but stopped progressing: Cancel, an action on a living process."""
+    return [
+        running_job(job_id=n).progress_timeout(600).progress_age(900).on(pod(f"w-{n}"))
+        for n in range(first_id, first_id + count)
+    ]
+
+
+FULL_MINUTE = SafetyState(recent_actions=(NOW - timedelta(seconds=30),) * 3, rate_limited=True)
+
+
 def test_actions_beyond_the_rate_limit_are_deferred_in_job_id_order() -> None:
-    result = plan_for(*oom_jobs(5), rules=policy().max_actions_per_minute(3))
+    result = plan_for(*stuck_jobs(5), rules=policy().max_actions_per_minute(3))
     assert [a.job_id for a in result.actions] == [1, 2, 3]
     assert [a.job_id for a in result.deferred] == [4, 5]
     assert result.state.rate_limited
@@ -356,14 +367,14 @@ def test_actions_beyond_the_rate_limit_are_deferred_in_job_id_order() -> None:
 
 def test_actions_of_the_last_minute_use_up_the_budget() -> None:
     earlier = SafetyState(recent_actions=(NOW - timedelta(seconds=30),) * 2)
-    result = plan_for(*oom_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
+    result = plan_for(*stuck_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
     assert [a.job_id for a in result.actions] == [1]
     assert len(result.state.recent_actions) == 3
 
 
 def test_actions_older_than_a_minute_free_the_budget() -> None:
     earlier = SafetyState(recent_actions=(NOW - timedelta(seconds=60),) * 3, rate_limited=True)
-    result = plan_for(*oom_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
+    result = plan_for(*stuck_jobs(3), rules=policy().max_actions_per_minute(3), state=earlier)
     assert len(result.actions) == 3
     assert result.state.recent_actions == (NOW,) * 3
     assert not result.state.rate_limited
@@ -371,9 +382,76 @@ def test_actions_older_than_a_minute_free_the_budget() -> None:
 
 def test_rate_limit_event_is_not_repeated_while_still_limited() -> None:
     limited = SafetyState(rate_limited=True)
-    result = plan_for(*oom_jobs(5), rules=policy().max_actions_per_minute(3), state=limited)
+    result = plan_for(*stuck_jobs(5), rules=policy().max_actions_per_minute(3), state=limited)
     assert len(result.deferred) == 2
     assert result.events == []
+
+
+# A minute whose budget is used up: what still acts at once, and what waits for the window.
+@pytest.mark.parametrize(
+    ("job", "acts_at_once"),
+    [
+        pytest.param(running_job().on(pod().oom_killed()), True, id="oom_killed_retry_goes"),
+        pytest.param(running_job().on(pod().deleted()), True, id="deleted_pod_retry_goes"),
+        pytest.param(running_job().on(pod().crashed(1)), True, id="crashed_process_retry_goes"),
+        pytest.param(
+            running_job().beat_age(45).node_is(node().not_ready()), True, id="node_lost_retry_goes"
+        ),
+        pytest.param(
+            running_job()
+            .beat_age(40)
+            .lifeguard_restarted()
+            .on(pod().disrupted("EvictionByEvictionAPI").deleted()),
+            True,
+            id="retry_after_lifeguards_own_restart_goes",
+        ),
+        pytest.param(running_job().beat_age(45), False, id="unresponsive_restart_pod_waits"),
+        pytest.param(
+            running_job().unattributed().beat_age(45), False, id="stale_retry_by_beats_waits"
+        ),
+        pytest.param(
+            running_job().progress_timeout(600).progress_age(900), False, id="stuck_cancel_waits"
+        ),
+        pytest.param(
+            running_job(running_for=7200).max_runtime(3600).cancel_requested(121),
+            False,
+            id="overdue_retry_of_a_process_that_may_run_waits",
+        ),
+        pytest.param(
+            running_job().beat_age(45).on(pod().terminating(grace_left=-121)),
+            False,
+            id="retry_of_a_pod_still_terminating_waits",
+        ),
+    ],
+)
+def test_retries_of_jobs_whose_process_is_gone_are_never_deferred(
+    job: JobBuilder, acts_at_once: bool
+) -> None:
+    result = plan_for(job, rules=policy().max_actions_per_minute(3), state=FULL_MINUTE)
+    assert (len(result.actions), len(result.deferred)) == ((1, 0) if acts_at_once else (0, 1))
+
+
+def test_a_process_gone_rule_of_cancel_is_still_limited() -> None:
+    rules = policy().max_actions_per_minute(3).rule("resource_exhausted", action="Cancel")
+    result = plan_for(*oom_jobs(1), rules=rules, state=FULL_MINUTE)
+    assert [a.action for a in result.deferred] == [CANCEL]
+
+
+def test_a_burst_of_deaths_acts_at_once_and_uses_up_the_minute() -> None:
+    result = plan_for(
+        *oom_jobs(4), *stuck_jobs(2, first_id=10), rules=policy().max_actions_per_minute(3)
+    )
+    assert [a.job_id for a in result.actions] == [1, 2, 3, 4]
+    assert [a.job_id for a in result.deferred] == [10, 11]
+    assert len(result.state.recent_actions) == 4
+
+
+def test_deaths_leave_only_the_rest_of_the_minute_to_other_actions() -> None:
+    result = plan_for(
+        *oom_jobs(2), *stuck_jobs(3, first_id=10), rules=policy().max_actions_per_minute(3)
+    )
+    assert [a.job_id for a in result.actions] == [1, 2, 10]
+    assert [a.job_id for a in result.deferred] == [11, 12]
 
 
 # -- dry run -------------------------------------------------------------------------------
@@ -392,7 +470,7 @@ def test_dry_run_makes_the_same_decisions_and_marks_every_action() -> None:
 
 
 def test_dry_run_counts_toward_the_rate_limit_like_enforce() -> None:
-    result = plan_for(*oom_jobs(4), rules=policy().dry_run().max_actions_per_minute(2))
+    result = plan_for(*stuck_jobs(4), rules=policy().dry_run().max_actions_per_minute(2))
     assert [a.job_id for a in result.deferred] == [3, 4]
 
 

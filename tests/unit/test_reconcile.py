@@ -357,14 +357,27 @@ def test_a_job_that_stopped_running_is_observed_in_the_duration_metric_once() ->
 # -- deferred and held ----------------------------------------------------------------------
 def test_actions_over_the_rate_limit_are_deferred_counted_and_said_once() -> None:
     spec = policy_spec(safety={"maxActionsPerMinute": 1})
+    # Unresponsive: a pod restart, an action on a process that may still run.
+    silent = [running_job(job_id=n).on(pod(f"w-{n}")).beat_age(600) for n in (1, 2, 3)]
+    state, effects = cycle(snapshot(*silent), spec=spec)
+    assert [a.job_id for a in effects.actions] == [1]
+    assert len(metric(effects, "actions", "RestartPod", "Unresponsive", "deferred")) == 2
+    assert reasons(effects).count("ActionsRateLimited") == 1
+    warnings = [line.message for line in effects.logs if line.level == "warning"]
+    assert [w.split(":")[0] for w in warnings] == ["ActionsRateLimited"]
+    assert [a.job_id for a in state.book.recent_actions] == [1]
+    _, later = cycle(snapshot(*silent[1:]).later(5), state, spec=spec)
+    assert later.actions == () and "ActionsRateLimited" not in reasons(later)
+    assert [line for line in later.logs if line.level == "warning"] == []
+
+
+def test_dead_jobs_over_the_rate_limit_are_retried_at_once() -> None:
+    spec = policy_spec(safety={"maxActionsPerMinute": 1})
     dead = [running_job(job_id=n).on(pod(f"w-{n}").oom_killed()) for n in (1, 2, 3)]
     state, effects = cycle(snapshot(*dead), spec=spec)
-    assert [a.job_id for a in effects.actions] == [1]
-    assert len(metric(effects, "actions", "Retry", "ResourceExhausted", "deferred")) == 2
-    assert reasons(effects).count("ActionsRateLimited") == 1
-    assert [a.job_id for a in state.book.recent_actions] == [1]
-    _, later = cycle(snapshot(*dead[1:]).later(5), state, spec=spec)
-    assert later.actions == () and "ActionsRateLimited" not in reasons(later)
+    assert [a.job_id for a in effects.actions] == [1, 2, 3]
+    assert "ActionsRateLimited" not in reasons(effects)
+    assert sorted(a.job_id for a in state.book.recent_actions) == [1, 2, 3]
 
 
 def test_an_open_circuit_holds_heartbeat_actions_and_says_so_in_status_and_metrics() -> None:

@@ -34,7 +34,14 @@ class SafetySpec(ApiModel):
         description="Enforce: act. DryRun: decide and report (status, Events, metrics) only.",
     )
     max_actions_per_minute: int = Field(
-        60, ge=1, le=10000, description="At most this many actions per minute for this policy."
+        60,
+        ge=1,
+        le=10000,
+        description=(
+            "At most this many actions per minute for this policy. Retries and discards of jobs"
+            " whose process is proven gone (pod deleted or dead, container ended, node lost) are"
+            " never deferred; they count towards the minute."
+        ),
     )
     circuit_breaker: CircuitBreakerSpec = Field(
         CircuitBreakerSpec(),

@@ -13,7 +13,9 @@ Per job, in job-id order:
 5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
    so no job loops forever on refunds.
 Then the rate limit keeps the first actions (by job id) that fit in the sliding minute and
-defers the rest; DryRun marks every action so the shell reports and never writes.
+defers the rest, except retries and discards of jobs whose process is proven gone (pod
+evidence, as for the breaker): those are never deferred and count in the minute (see
+ratelimit). DryRun marks every action so the shell reports and never writes.
 """
 
 from collections.abc import Sequence
@@ -26,7 +28,7 @@ from lifeguard.model.observation import Observation
 from lifeguard.model.safety import SafetySpec
 from lifeguard.plan.breaker import HEARTBEAT_DERIVED, NONE_UNREAD, Unread, read_breaker
 from lifeguard.plan.escalation import Step, Wait, next_step
-from lifeguard.plan.ratelimit import budget, in_window
+from lifeguard.plan.ratelimit import budget, in_window, never_deferred, within_budget
 from lifeguard.plan.types import (
     HeldJob,
     Plan,
@@ -122,6 +124,7 @@ def plan(
     candidates: list[PlannedAction] = []
     held: list[HeldJob] = []
     restarting: dict[PodRef, int] = {}
+    exempt: set[int] = set()  # job ids whose action the rate limit never defers
     for obs, verdict in ordered:
         rule = policy.actions.for_cause(verdict.cause) if verdict.acts else None
         if rule is None:
@@ -148,17 +151,20 @@ def plan(
                 held.append(_held(obs, verdict, Action.RESTART_POD, why))
                 continue
             restarting[action.pod] = action.job_id
+        if never_deferred(action, process_gone=verdict.own_action is Action.RESTART_POD):
+            exempt.add(action.job_id)
         candidates.append(action)
 
     allowed = budget(state.recent_actions, now, safety.max_actions_per_minute)
-    actions, deferred = candidates[:allowed], candidates[allowed:]
+    actions, deferred = within_budget(candidates, exempt, allowed)
     events = [breaker.event] if breaker.event is not None else []
     if deferred and not state.rate_limited:
         events.append(
             PlanEvent(
                 "ActionsRateLimited",
                 f"{len(deferred)} actions deferred to later scans: at most"
-                f" {safety.max_actions_per_minute} actions per minute",
+                f" {safety.max_actions_per_minute} actions per minute (retries of jobs whose"
+                " process is gone are never deferred)",
                 warning=True,
             )
         )

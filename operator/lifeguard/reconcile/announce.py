@@ -113,6 +113,11 @@ def announce(
         out.events.append(
             Event("Warning" if event.warning else "Normal", event.reason, event.message)
         )
+        # In the log too: whoever reads it for a job that waited learns that the safety
+        # rules held it (rate limit, breaker), not a missed death. Once per change, as Events.
+        out.logs.append(
+            LogLine("warning" if event.warning else "info", f"{event.reason}: {event.message}")
+        )
     # Forget what concerns jobs no longer running, so memory stays bounded.
     out.announced = {a for a in out.announced if a[0] in running}
     return out
