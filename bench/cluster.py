@@ -39,9 +39,8 @@ from bench.figures import Results
 from bench.rerun import death_to_rerun, node_loss
 from bench.scale import measure_scale
 from bench.watch import JobWatch, percentile
-from devenv import procs
+from devenv import procs, river
 from devenv.nodeagent.handle import daemon_name
-from devenv.river import migrate
 from devenv.scenario import Scenario, new_world, untouched
 
 log = logging.getLogger("bench")
@@ -110,8 +109,7 @@ class RescuerRun:
     @classmethod
     def start(cls, env: Env) -> RescuerRun:
         config = env.config
-        dsn = env.postgres.create_database("rescuer")
-        migrate(dsn)
+        dsn = river.create_database(env.postgres, "rescuer")
         world = new_world(env.plane, env.kube, RESCUER_NAMESPACE, dsn, env.worker)
         # River's rescuer skips a job whose effective timeout is negative (job_rescuer.go
         # makeRetryDecision: `timeout < 0` -> ignore), and the example worker disables

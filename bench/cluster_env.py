@@ -13,20 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from bench.config import BenchConfig
 from bench.watch import JobWatch
-from devenv import controlplane
+from devenv import controlplane, river
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle, start_node_agent
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate
 from devenv.scenario import WORKER_LABELS, Scenario, install_crd, new_world
 from devenv.worker import build_worker
-from lifeguard.river import heartbeat_table_ddl
 
 log = logging.getLogger("bench")
 
@@ -68,10 +64,7 @@ def environment(config: BenchConfig, state_dir: Path) -> Iterator[Env]:
     with ExitStack() as stack:
         postgres = PostgresCluster.start(state_dir)
         stack.callback(postgres.stop)
-        dsn = postgres.create_database("lifeguard")
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(heartbeat_table_ddl(None))
+        dsn = river.create_database(postgres, "lifeguard", heartbeats=True)
         # Node loss is judged against Kubernetes' own default (50 s since 1.32), not the
         # devenv's short test setting, unless BENCH_NODE_MONITOR_GRACE says otherwise.
         controlplane.NODE_MONITOR_GRACE = config.node_monitor_grace

@@ -21,9 +21,8 @@ from bench.figures import Results
 from bench.gobuild import heartbeatwal_binary
 from bench.heartbeat_rows import run_heartbeat_rows
 from bench.scans import scan_breakdown, scan_round_trips, scan_wall_time
+from devenv import river
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate
-from lifeguard.river import heartbeat_table_ddl
 
 log = logging.getLogger("bench")
 
@@ -38,17 +37,11 @@ METADATA_KEY = "health_check_at"
 def run_database(config: BenchConfig, state_dir: Path, results: Results) -> None:
     cluster = PostgresCluster.start(state_dir)
     try:
-        dsn = cluster.create_database("bench")
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(heartbeat_table_ddl(None))
+        dsn = river.create_database(cluster, "bench", heartbeats=True)
         _scans(config, dsn, state_dir, results)
         _heartbeats(config, dsn, results)
         # Its own database: the scans' seeded running jobs have heartbeat rows of their own.
-        rows_dsn = cluster.create_database("bench_rows")
-        migrate(rows_dsn)
-        with psycopg.connect(rows_dsn, autocommit=True) as conn:
-            conn.execute(heartbeat_table_ddl(None))
+        rows_dsn = river.create_database(cluster, "bench_rows", heartbeats=True)
         run_heartbeat_rows(config, rows_dsn, state_dir, results)
     finally:
         cluster.stop()

@@ -22,6 +22,7 @@ import psycopg
 from bench.config import BenchConfig
 from bench.figures import Results
 from devenv import procs
+from devenv.waiting import wait_for
 from devenv.worker import build_worker
 from lifeguard.metrics import Metrics
 from lifeguard.model.enums import Backoff
@@ -37,6 +38,8 @@ from lifeguard.supervisor.prune import HeartbeatPruner
 log = logging.getLogger("bench")
 
 FIGURE_SIZE = 10_000
+# How long one step of the run may take on a loaded machine (10k jobs through two workers).
+WAIT_S = 600.0
 
 
 def run_heartbeat_rows(config: BenchConfig, dsn: str, state_dir: Path, results: Results) -> None:
@@ -52,17 +55,20 @@ def run_heartbeat_rows(config: BenchConfig, dsn: str, state_dir: Path, results: 
         # Slots beyond the long jobs, so the short ones run beside them.
         slots = crashed + 100
         with _worker(state_dir, binary, dsn, "a", slots) as worker_a:
-            _wait(
+            wait_for(
                 lambda: (
                     _count(conn, "state = 'completed'") == len(short_ids)
                     and _count(conn, "state = 'running'") == crashed
                 ),
+                WAIT_S,
                 "the short jobs to complete while the long ones run",
-                worker_a,
+                daemon=worker_a,
             )
             # Killed once it removed the rows of the jobs it finished: only the long jobs'
             # rows are orphaned, so the figure counts what the pruner must handle.
-            _wait(lambda: _rows(conn) == crashed, "worker A's own removals", worker_a)
+            wait_for(
+                lambda: _rows(conn) == crashed, WAIT_S, "worker A's own removals", daemon=worker_a
+            )
             worker_a.stop(signal.SIGKILL)
         rows_after_crash = _rows(conn)
         attempted = {
@@ -78,13 +84,19 @@ def run_heartbeat_rows(config: BenchConfig, dsn: str, state_dir: Path, results: 
         )
         asyncio.run(_retry_and_discard(dsn, attempted, retried, discarded))
         with _worker(state_dir, binary, dsn, "b", slots) as worker_b:
-            _wait(
+            wait_for(
                 lambda: _count(conn, "state = 'completed'") == len(short_ids) + len(retried),
+                WAIT_S,
                 "the retried jobs to complete",
-                worker_b,
+                daemon=worker_b,
             )
             # Each worker removes its rows about a second after River recorded the outcome.
-            _wait(lambda: _rows(conn) == len(discarded), "the workers' own removals", worker_b)
+            wait_for(
+                lambda: _rows(conn) == len(discarded),
+                WAIT_S,
+                "the workers' own removals",
+                daemon=worker_b,
+            )
         rows_before_prune = _rows(conn)
         pruned = asyncio.run(_prune_once(dsn))
         rows = _rows(conn)
@@ -158,16 +170,6 @@ class _worker:
     def __exit__(self, *_: object) -> None:
         if self._daemon.alive():
             self._daemon.stop(signal.SIGTERM, timeout=15)
-
-
-def _wait(check: Any, what: str, worker: procs.Daemon, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if not worker.alive():
-            raise RuntimeError(f"the worker exited while waiting for {what}:\n{worker.log_tail()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}:\n{worker.log_tail()}")
-        time.sleep(0.2)
 
 
 async def _retry_and_discard(

@@ -17,10 +17,9 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import seed
 from bench.config import BenchConfig
 from bench.figures import Results
-from bench.scale import LABELS, beat_all, cpu_seconds, ghost_pod, rss_mb, running_status
+from bench.scale import LABELS, beat_all, client_start, cpu_seconds, create_ghost_pods, rss_mb
+from devenv import river
 from devenv.controlplane import ControlPlane
-from devenv.nodeagent.kube import MERGE, KubeClient
+from devenv.nodeagent.kube import KubeClient
 from devenv.nodeagent.node import NodeHeartbeat
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate
-from devenv.scenario import POLICY_PATH, install_crd, new_world, wait_for
-from lifeguard.river import heartbeat_table_ddl
+from devenv.scenario import POLICY_PATH, install_crd, new_world, policy_body, wait_for
 from lifeguard.river.database import APPLICATION_NAME
 
 log = logging.getLogger("bench")
@@ -86,10 +84,7 @@ def _environment(config: BenchConfig, state_dir: Path) -> Iterator[tuple[World, 
     with ExitStack() as stack:
         postgres = PostgresCluster.start(state_dir)
         stack.callback(postgres.stop)
-        dsn = postgres.create_database("policies")
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(heartbeat_table_ddl(None))
+        dsn = river.create_database(postgres, "policies", heartbeats=True)
         plane = ControlPlane.start(state_dir)
         stack.callback(plane.stop)
         install_crd(plane)
@@ -117,25 +112,11 @@ def _populate(config: BenchConfig, plane: ControlPlane, kube: KubeClient, dsn: s
     per_queue = per_namespace // QUEUES_PER_NAMESPACE
     per_namespace = per_queue * QUEUES_PER_NAMESPACE
     namespaces = tuple(namespace_name(i) for i in range(count))
-    # The container started before its River client, which started before its job's attempt.
     started = datetime.now(UTC)
-    container_started = (started - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    client_start = (started - timedelta(hours=2)).strftime("%Y_%m_%dT%H_%M_%S_%f")
     for namespace in namespaces:
         new_world(plane, kube, namespace, dsn, Path("no-worker-needed"))
-
-    def one(item: tuple[str, int]) -> None:
-        namespace, index = item
-        path = f"/api/v1/namespaces/{namespace}/pods"
-        name = f"{namespace}-ghost-{index}"
-        body = ghost_pod(name)
-        body["spec"]["nodeName"] = GHOST_NODE
-        kube.create(path, body)
-        kube.patch(f"{path}/{name}/status", running_status(container_started), MERGE)
-
-    items = [(ns, i) for ns in namespaces for i in range(per_namespace)]
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(one, items))
+    pods = [(ns, f"{ns}-ghost-{i}") for ns in namespaces for i in range(per_namespace)]
+    create_ghost_pods(kube, pods, GHOST_NODE, started)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for namespace in namespaces:
             for tier in range(QUEUES_PER_NAMESPACE):
@@ -144,12 +125,12 @@ def _populate(config: BenchConfig, plane: ControlPlane, kube: KubeClient, dsn: s
                     per_queue,
                     queue=queue_name(namespace, tier),
                     first=tier * per_queue,
-                    client_sql=f"'{namespace}-ghost-' || (i - 1) || '_{client_start}'",
+                    client_sql=f"'{namespace}-ghost-' || (i - 1) || '_{client_start(started)}'",
                 )
     log.info(
         "policies: %d namespaces, %d pods and jobs in %.1fs",
         count,
-        len(items),
+        len(pods),
         time.monotonic() - began,
     )
     return World(dsn, kube, namespaces, per_namespace)
@@ -197,15 +178,7 @@ def _measure(
     try:
         began = time.monotonic()
         for namespace, name, spec, _ in policies:
-            world.kube.create(
-                POLICY_PATH.format(ns=namespace),
-                {
-                    "apiVersion": "lifeguard.dev/v1alpha1",
-                    "kind": "JobPolicy",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "spec": spec,
-                },
-            )
+            world.kube.create(POLICY_PATH.format(ns=namespace), policy_body(namespace, name, spec))
         expected = {f"{ns}/{name}": jobs for ns, name, _, jobs in policies}
         _wait_counts(world, expected)
         judged_after = time.monotonic() - began

@@ -28,6 +28,7 @@ from bench.cluster_env import (
 )
 from bench.figures import Results
 from bench.watch import percentile
+from devenv.waiting import wait_for
 from lifeguard.model.client_id import river_host_of_pod
 
 log = logging.getLogger("bench")
@@ -141,18 +142,17 @@ def node_loss(env: Env, results: Results) -> None:
 
 def _wait_steps(env: Env, jobs: list[int], step: int, timeout: float) -> None:
     """Until every job's last progress reports `step` (the heartbeat table's progress)."""
-    deadline = time.monotonic() + timeout
     with psycopg.connect(env.world.dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            reached = conn.execute(
+
+        def reached() -> bool:
+            row = conn.execute(
                 "SELECT count(*) FROM river_job_heartbeat WHERE job_id = ANY(%s)"
                 " AND (progress->>'step')::int >= %s",
                 (jobs, step),
             ).fetchone()
-            if reached and reached[0] == len(jobs):
-                return
-            time.sleep(0.2)
-    raise TimeoutError(f"jobs {jobs} did not reach step {step} within {timeout:g}s")
+            return bool(row and row[0] == len(jobs))
+
+        wait_for(reached, timeout, f"jobs {jobs} to reach step {step}")
 
 
 def _redone_steps(env: Env, placed: dict[int, tuple[str, str]]) -> dict[int, int]:

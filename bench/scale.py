@@ -23,11 +23,10 @@ import psycopg
 from bench import seed
 from bench.cluster_env import Env
 from bench.figures import Results
+from devenv import river
 from devenv.nodeagent.kube import MERGE, KubeClient
 from devenv.nodeagent.node import NodeHeartbeat
-from devenv.river import migrate
 from devenv.scenario import Scenario, new_world, wait_for
-from lifeguard.river import heartbeat_table_ddl
 
 log = logging.getLogger("bench")
 
@@ -51,10 +50,7 @@ def measure_scale(env: Env, results: Results) -> None:
     ghost.register()  # as the node agent does: the Node, its status and Lease, then renewals
     ghost.start()
     try:
-        dsn = env.postgres.create_database("scale")
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(heartbeat_table_ddl(None))
+        dsn = river.create_database(env.postgres, "scale", heartbeats=True)
         world = new_world(env.plane, env.kube, NAMESPACE, dsn, env.worker)
         beater = threading.Thread(target=beat_all, args=(dsn, stop), name="beater", daemon=True)
         beater.start()
@@ -109,37 +105,49 @@ def measure_scale(env: Env, results: Results) -> None:
 def _add_ghosts(kube: KubeClient, dsn: str, first: int, count: int, started: datetime) -> int:
     """Creates pods ghost-<first..first+count-1>, Running, and one running job for each."""
     began = time.monotonic()
-    # The container started before its River client, which started before its job's attempt.
-    container_started = (started - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    path = f"/api/v1/namespaces/{NAMESPACE}/pods"
-
-    def one(index: int) -> None:
-        name = f"ghost-{index}"
-        kube.create(path, ghost_pod(name))
-        kube.patch(f"{path}/{name}/status", running_status(container_started), MERGE)
-
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(one, range(first, first + count)))
-    client_start = (started - timedelta(hours=2)).strftime("%Y_%m_%dT%H_%M_%S_%f")
+    names = [f"ghost-{index}" for index in range(first, first + count)]
+    create_ghost_pods(kube, [(NAMESPACE, name) for name in names], GHOST_NODE, started)
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed.add_running_jobs(
             conn,
             count,
             queue=QUEUE,
             first=first,
-            client_sql=f"'ghost-' || (i - 1) || '_{client_start}'",
+            client_sql=f"'ghost-' || (i - 1) || '_{client_start(started)}'",
         )
     log.info("scale: %d ghost pods and jobs added in %.1fs", count, time.monotonic() - began)
     return first + count
 
 
-def ghost_pod(name: str) -> dict[str, Any]:
+def create_ghost_pods(
+    kube: KubeClient, pods: list[tuple[str, str]], node: str, started: datetime
+) -> None:
+    """Creates each (namespace, name) pod on `node` and gives it a Running status; its container
+    started before its River client (`client_start`), which started before its job's attempt."""
+    container_started = (started - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def one(pod: tuple[str, str]) -> None:
+        namespace, name = pod
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        kube.create(path, ghost_pod(name, node))
+        kube.patch(f"{path}/{name}/status", running_status(container_started), MERGE)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(one, pods))
+
+
+def client_start(started: datetime) -> str:
+    """The start time in a ghost's River client ID (River's format), after its container's."""
+    return (started - timedelta(hours=2)).strftime("%Y_%m_%dT%H_%M_%S_%f")
+
+
+def ghost_pod(name: str, node: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": dict(LABELS)},
         "spec": {
-            "nodeName": GHOST_NODE,
+            "nodeName": node,
             "containers": [{"name": "worker", "image": "lifeguard/example-worker:dev"}],
             # Nothing may evict them while the bench measures.
             "tolerations": [{"operator": "Exists"}],

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from devenv.waiting import wait_for
+
 
 class JobWatch:
     def __init__(self, dsn: str, interval: float) -> None:
@@ -28,14 +30,16 @@ class JobWatch:
 
     def wait_running(self, ids: Iterable[int], timeout: float) -> None:
         wanted = set(ids)
-        deadline = time.monotonic() + timeout
-        while True:
-            states = self.states(wanted)
-            if all(states.get(i) == "running" for i in wanted):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"jobs not running after {timeout:g}s: {states}")
-            time.sleep(0.2)
+        last: dict[int, str] = {}
+
+        def running() -> bool:
+            last.update(self.states(wanted))
+            return all(last.get(i) == "running" for i in wanted)
+
+        try:
+            wait_for(running, timeout, f"jobs {sorted(wanted)} to run")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen {last}") from None
 
     def left_running(self, ids: Iterable[int], timeout: float) -> dict[int, tuple[float, str]]:
         """For each job, the wall-clock time (time.time()) its attempt was first seen to end:

@@ -18,8 +18,9 @@ import pytest
 
 from devenv.controlplane import ControlPlane
 from devenv.postgres import PostgresCluster
-from devenv.river import RiverDatabase, migrate
+from devenv.river import RiverDatabase, create_database
 from devenv.tools import repo_root
+from devenv.worker import build_worker
 
 _KEPT_STATE = pytest.StashKey[Path]()
 
@@ -58,11 +59,15 @@ def river_database(postgres: PostgresCluster) -> RiverDatabase:
     counter = itertools.count(1)
 
     def create(schema: str | None = None) -> str:
-        dsn = postgres.create_database(f"river_{next(counter)}")
-        migrate(dsn, schema)
-        return dsn
+        return create_database(postgres, f"river_{next(counter)}", schema)
 
     return create
+
+
+@pytest.fixture(scope="session")
+def worker_binary() -> Path:
+    """The example River worker, built by the project's own code."""
+    return build_worker()
 
 
 @pytest.fixture(scope="session")

@@ -77,8 +77,7 @@ def up(state_dir: Path, nodes: int = 2) -> Environment:
     try:
         began = time.monotonic()
         cluster = PostgresCluster.start(state_dir)
-        database_url = cluster.create_database(DATABASE)
-        river.migrate(database_url)
+        database_url = river.create_database(cluster, DATABASE)
         timings["postgres"] = time.monotonic() - began
 
         began = time.monotonic()

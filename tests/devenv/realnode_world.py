@@ -225,8 +225,7 @@ def real_world(
     cluster = PostgresCluster.start(home, socket_dir=socket_dir)
     relays: list[LoopbackRelay] = []
     try:
-        dsn = cluster.create_database(DATABASE)
-        river.migrate(dsn)
+        dsn = river.create_database(cluster, DATABASE)
         migrate_heartbeats(dsn)
         node = realnode.start(home, plane)
         world = RealScenario(

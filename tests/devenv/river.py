@@ -8,7 +8,9 @@ from typing import Protocol
 import psycopg
 from psycopg import sql
 
+from devenv.postgres import PostgresCluster
 from devenv.tools import tool_bin
+from lifeguard.river import heartbeat_table_ddl
 
 
 class RiverDatabase(Protocol):
@@ -44,6 +46,22 @@ def migrate(dsn: str, schema: str | None = None) -> str:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         args += ["--schema", schema]
     return _river(*args)
+
+
+def create_database(
+    postgres: PostgresCluster, name: str, schema: str | None = None, *, heartbeats: bool = False
+) -> str:
+    """A new database `name` with River's schema (in `schema`); its DSN.
+
+    With `heartbeats`, Lifeguard's heartbeat table beside River's (the DDL `lifeguard db
+    migrate` runs, without starting the CLI).
+    """
+    dsn = postgres.create_database(name)
+    migrate(dsn, schema)
+    if heartbeats:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(heartbeat_table_ddl(schema))
+    return dsn
 
 
 def migrate_list(dsn: str, schema: str | None = None) -> str:

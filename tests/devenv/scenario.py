@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-import yaml
 
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent.kube import ApiError, KubeClient
@@ -101,12 +100,7 @@ class Scenario:
         )
 
     def apply_policy(self, name: str, spec: Json) -> Json:
-        body = {
-            "apiVersion": "lifeguard.dev/v1alpha1",
-            "kind": "JobPolicy",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": spec,
-        }
+        body = policy_body(self.namespace, name, spec)
         done = self.plane.kubectl(
             "apply", "-n", self.namespace, "-f", "-", input=json.dumps(body), check=False
         )
@@ -363,15 +357,14 @@ def _exists(kube: KubeClient, path: str) -> bool:
     return True
 
 
-def policy_manifest_yaml(namespace: str, name: str, spec: Json) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "lifeguard.dev/v1alpha1",
-            "kind": "JobPolicy",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        }
-    )
+def policy_body(namespace: str, name: str, spec: Json) -> Json:
+    """A JobPolicy as a user writes it."""
+    return {
+        "apiVersion": "lifeguard.dev/v1alpha1",
+        "kind": "JobPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
 def migrate_heartbeats(dsn: str, schema: str | None = None) -> None:

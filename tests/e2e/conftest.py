@@ -10,7 +10,6 @@ import pytest
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle, start_node_agent
 from devenv.nodeagent.kube import KubeClient
-from devenv.worker import build_worker
 
 NODE_NAMES = ("node-1", "node-2")
 
@@ -21,12 +20,6 @@ StartAgent = Callable[[str], NodeAgentHandle]
 def kube(control_plane: ControlPlane) -> KubeClient:
     """The cluster admin's API client (JSON in, JSON out)."""
     return KubeClient(control_plane.kubeconfig)
-
-
-@pytest.fixture(scope="session")
-def worker_binary() -> Path:
-    """The example River worker, built by the project's own code."""
-    return build_worker()
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devenv import river
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator
 from devenv.postgres import PostgresCluster
-from devenv.river import migrate
 from devenv.scenario import (
     Scenario,
     fast_policy_spec,
@@ -168,8 +168,7 @@ def test_database_outage_is_reported_and_the_policy_recovers_when_it_returns(
 ) -> None:
     cluster = PostgresCluster.start(state_dir / "outage")
     try:
-        dsn = cluster.create_database("river")
-        migrate(dsn)
+        dsn = river.create_database(cluster, "river")
         world = world_with_policy(control_plane, kube, OUTAGE, dsn, worker_binary)
         world.wait_condition(POLICY, "DatabaseConnected", "True", timeout=60)
 

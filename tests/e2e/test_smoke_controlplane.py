@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +13,12 @@ import pytest
 
 from devenv.controlplane import ControlPlane
 from devenv.tools import tool_bin
+from devenv.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 KUBERNETES_VERSION = "v1.37.2"
 HELM_VERSION = "v3.22.0"
-
-
-def _eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def _manifest(control_plane: ControlPlane, document: dict[str, Any]) -> None:
@@ -86,10 +77,10 @@ def test_job_controller_creates_the_pod_of_a_job(control_plane: ControlPlane) ->
         ).stdout
         return listed.split()
 
-    _eventually(lambda: len(job_pods()) == 1, "a pod created by the Job controller")
+    wait_for(lambda: len(job_pods()) == 1, 60, "a pod created by the Job controller")
     # The garbage collector deletes the Job's pods once their owner is gone.
     control_plane.kubectl("delete", "job", "smoke-job", "--cascade=background", "--wait=false")
-    _eventually(lambda: job_pods() == [], "the Job's pod garbage-collected")
+    wait_for(lambda: job_pods() == [], 60, "the Job's pod to be garbage-collected")
 
 
 def test_namespace_controller_finishes_namespace_deletion(control_plane: ControlPlane) -> None:
@@ -100,7 +91,7 @@ def test_namespace_controller_finishes_namespace_deletion(control_plane: Control
         done = control_plane.kubectl("get", "namespace", "smoke-ns", check=False)
         return done.returncode != 0 and "NotFound" in done.stderr
 
-    _eventually(gone, "the namespace deleted by the namespace controller")
+    wait_for(gone, 60, "the namespace controller to delete the namespace")
 
 
 def test_user_kubeconfig_is_authorized_by_rbac_and_node_authorizer(

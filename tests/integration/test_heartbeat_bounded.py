@@ -10,11 +10,11 @@ import pytest
 from psycopg import sql
 
 # The real worker's helpers (pytest puts this folder on sys.path).
-from test_river_worker import river_worker, wait_for
+from test_river_worker import river_worker
 
 from devenv import river_jobs as rj
 from devenv.river import RiverDatabase as RiverDatabaseFactory
-from devenv.worker import build_worker
+from devenv.waiting import wait_for
 from lifeguard.metrics import Metrics
 from lifeguard.model.enums import Backoff
 from lifeguard.river import (
@@ -30,11 +30,6 @@ from lifeguard.supervisor.prune import HeartbeatPruner
 pytestmark = pytest.mark.integration
 
 SCHEMA = None
-
-
-@pytest.fixture(scope="session")
-def worker_binary() -> Path:
-    return build_worker()
 
 
 @pytest.fixture
@@ -83,14 +78,15 @@ async def test_after_jobs_complete_crash_and_are_retried_only_running_jobs_keep_
                 all(s == "completed" for s in states(conn, quick))
                 and all(s == "running" for s in states(conn, doomed))
             ),
+            30,
             "the quick jobs to complete while the others run",
-            worker=worker_a,
+            daemon=worker_a,
         )
         wait_for(
             lambda: heartbeat_rows(conn) == running_jobs(conn),
+            10,
             "worker A to remove the rows of the jobs it completed",
-            timeout=10,
-            worker=worker_a,
+            daemon=worker_a,
         )
         worker_a.stop(signal.SIGKILL)
 
@@ -114,8 +110,9 @@ async def test_after_jobs_complete_crash_and_are_retried_only_running_jobs_keep_
                 all(s == "completed" for s in states(conn, retried))
                 and all(s == "running" for s in states(conn, hanging))
             ),
+            30,
             "the retried jobs to complete on worker B",
-            worker=worker_b,
+            daemon=worker_b,
         )
         running = running_jobs(conn)
         assert running == {(job_id, 1) for job_id in hanging}
@@ -123,9 +120,9 @@ async def test_after_jobs_complete_crash_and_are_retried_only_running_jobs_keep_
         # since no worker runs them any more.
         wait_for(
             lambda: heartbeat_rows(conn) == running | {(job_id, 1) for job_id in discarded},
+            10,
             "worker B to remove the rows of the retried jobs",
-            timeout=10,
-            worker=worker_b,
+            daemon=worker_b,
         )
 
         metrics = Metrics()

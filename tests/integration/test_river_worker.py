@@ -14,8 +14,7 @@ import random
 import re
 import signal
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from devenv import procs
 from devenv import river_jobs as rj
 from devenv.retrying import retry_one
 from devenv.river import RiverDatabase as RiverDatabaseFactory
-from devenv.worker import build_worker
+from devenv.waiting import wait_for
 from lifeguard.model.client_id import river_host_of_pod
 from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
@@ -52,11 +51,6 @@ pytestmark = pytest.mark.integration
 WORKER_SCHEMA = "Lifeguard_Workers"
 DEAD_CLIENT = "report-worker-7f_2026_01_01T00_00_00_000000"
 _names = iter(range(1, 10_000))
-
-
-@pytest.fixture(scope="session")
-def worker_binary() -> Path:
-    return build_worker()
 
 
 @pytest.fixture(params=[None, WORKER_SCHEMA], ids=["search-path", "odd-schema"])
@@ -92,26 +86,6 @@ def river_worker(
         daemon.stop(signal.SIGTERM, timeout=15)
 
 
-def wait_for(
-    check: Callable[[], Any],
-    what: str,
-    *,
-    timeout: float = 30.0,
-    worker: procs.Daemon | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        log = f"\nworker log:\n{worker.log_tail()}" if worker else ""
-        if worker is not None and not worker.alive():
-            raise AssertionError(f"the worker exited while waiting for {what}{log}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{log}")
-        time.sleep(0.1)
-
-
 def job_state(
     conn: rj.Conn, schema: str | None, job_id: int, *states: str
 ) -> dict[str, Any] | None:
@@ -144,8 +118,9 @@ async def test_a_retried_job_is_fetched_again_and_completed_by_a_river_worker(
         # jobRowFromInternal): a malformed entry would leave the job unfetched.
         row = wait_for(
             lambda: job_state(conn, schema, job_id, "completed", "discarded", "cancelled"),
+            30,
             "the retried job to finish",
-            worker=worker,
+            daemon=worker,
         )
     assert row["state"] == "completed", row
     assert row["attempt"] == 2
@@ -165,7 +140,10 @@ async def test_a_cancel_reaches_a_running_river_worker(
     job_id = rj.insert_job(conn, schema, kind="hang")
     with river_worker(state_dir, worker_binary, dsn, schema) as worker:
         wait_for(
-            lambda: job_state(conn, schema, job_id, "running"), "the hang job to run", worker=worker
+            lambda: job_state(conn, schema, job_id, "running"),
+            30,
+            "the hang job to run",
+            daemon=worker,
         )
         # Its client ID starts with the pod's (here: this host's) name.
         prefix = river_host_of_pod(socket.gethostname()) + "_"
@@ -180,9 +158,9 @@ async def test_a_cancel_reaches_a_running_river_worker(
             lambda: job_state(
                 conn, schema, job_id, "cancelled", "completed", "retryable", "discarded"
             ),
+            20,
             "River to cancel the job",
-            timeout=20,
-            worker=worker,
+            daemon=worker,
         )
     assert row["state"] == "cancelled", row
     assert row["finalized_at"] is not None
@@ -217,9 +195,9 @@ async def test_rivers_rescuer_and_lifeguard_rescue_each_stuck_job_once(
         rows = [
             wait_for(
                 functools.partial(job_state, conn, schema, job_id, "completed", "discarded"),
+                60,
                 f"stuck job {job_id} to be rescued and completed",
-                timeout=60,
-                worker=worker,
+                daemon=worker,
             )
             for job_id, _ in stuck
         ]
@@ -251,7 +229,10 @@ async def test_a_scan_sees_a_real_workers_running_job_with_its_client(
     job_id = rj.insert_job(conn, schema, kind="hang")
     with river_worker(state_dir, worker_binary, dsn, schema) as worker:
         wait_for(
-            lambda: job_state(conn, schema, job_id, "running"), "the hang job to run", worker=worker
+            lambda: job_state(conn, schema, job_id, "running"),
+            30,
+            "the hang job to run",
+            daemon=worker,
         )
         result = await scan(db, ScanQuery(schema=schema))
         [job] = result.jobs
@@ -290,7 +271,7 @@ async def test_beats_of_a_real_worker_are_read_by_the_scan_and_removed_after(
         HEARTBEAT_INTERVAL="500ms",
     ) as worker:
         wait_for(
-            lambda: job_state(conn, schema, job_id, "running"), "the job to run", worker=worker
+            lambda: job_state(conn, schema, job_id, "running"), 30, "the job to run", daemon=worker
         )
         await asyncio.sleep(1.5)
         [job] = (await scan(db, query)).jobs
@@ -299,8 +280,9 @@ async def test_beats_of_a_real_worker_are_read_by_the_scan_and_removed_after(
         assert job.progress is not None and "step" in job.progress
         wait_for(
             lambda: job_state(conn, schema, job_id, "completed"),
+            30,
             "the job to complete",
-            worker=worker,
+            daemon=worker,
         )
         if store is HeartbeatStore.TABLE:
             # The worker removes its row once River recorded the outcome: nothing to prune.
@@ -313,8 +295,9 @@ async def test_beats_of_a_real_worker_are_read_by_the_scan_and_removed_after(
                         (job_id,),
                     ).fetchone()
                 ),
+                30,
                 "the worker to remove the finished job's heartbeat row",
-                worker=worker,
+                daemon=worker,
             )
     if store is HeartbeatStore.TABLE:
         assert await prune_heartbeats(db, schema=schema) == 0
@@ -344,8 +327,9 @@ async def test_retries_racing_a_real_workers_completions_never_lose_or_double_ru
                 if all(rj.job(conn, schema, i)["state"] != "available" for i in ids)
                 else None
             ),
+            30,
             "the worker to fetch every job",
-            worker=worker,
+            daemon=worker,
         )
         for row in running:
             await asyncio.sleep(rng.uniform(0, 0.05))
@@ -357,8 +341,9 @@ async def test_retries_racing_a_real_workers_completions_never_lose_or_double_ru
                 functools.partial(
                     job_state, conn, schema, i, "completed", "discarded", "cancelled"
                 ),
+                30,
                 f"job {i} to finish",
-                worker=worker,
+                daemon=worker,
             )
             for i in ids
         ]
@@ -400,7 +385,7 @@ async def test_an_immediate_retry_wakes_an_idle_river_worker_at_once(
     )
     with river_worker(state_dir, worker_binary, dsn, schema, FETCH_POLL_INTERVAL="10m") as worker:
         wait_for(
-            lambda: "worker started" in worker.log_tail(), "the worker to start", worker=worker
+            lambda: "worker started" in worker.log_tail(), 30, "the worker to start", daemon=worker
         )
         await asyncio.sleep(1.0)  # past the producer's first fetch, which finds nothing
         reason = lifeguard_error("InfrastructureDeath", "PodDeleted", "pod worker-7f")
@@ -408,9 +393,9 @@ async def test_an_immediate_retry_wakes_an_idle_river_worker_at_once(
         assert await retry_one(db, request, schema=schema) == Applied(job_id, "available")
         row = wait_for(
             lambda: job_state(conn, schema, job_id, "completed"),
+            15,
             "the retried job to run on the idle worker",
-            timeout=15,
-            worker=worker,
+            daemon=worker,
         )
     assert row["attempt"] == 2
 
@@ -440,9 +425,11 @@ async def test_a_retried_job_resumes_from_the_last_progress_of_the_killed_attemp
 
     with river_worker(state_dir, worker_binary, dsn, schema, **settings) as first:
         wait_for(
-            lambda: len(steps_done(first, job_id)) >= 4, "four steps on the first worker",
-            worker=first,
-        )  # fmt: skip
+            lambda: len(steps_done(first, job_id)) >= 4,
+            30,
+            "four steps on the first worker",
+            daemon=first,
+        )
         first.stop(signal.SIGKILL)
     [job] = (await scan(db, query)).jobs
     assert job.progress is not None and '"step"' in job.progress
@@ -454,9 +441,11 @@ async def test_a_retried_job_resumes_from_the_last_progress_of_the_killed_attemp
 
     with river_worker(state_dir, worker_binary, dsn, schema, **settings) as second:
         wait_for(
-            lambda: job_state(conn, schema, job_id, "completed"), "the resumed job to complete",
-            worker=second,
-        )  # fmt: skip
+            lambda: job_state(conn, schema, job_id, "completed"),
+            30,
+            "the resumed job to complete",
+            daemon=second,
+        )
         start = resumed_from(second, job_id)
         done_second = steps_done(second, job_id)
     done_first = steps_done(first, job_id)
