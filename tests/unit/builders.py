@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from lifeguard.cluster.inventory import client_prefix
 from lifeguard.model.actions import ActionRule, ActionsSpec
-from lifeguard.model.client_id import river_host_of_pod
+from lifeguard.model.client_id import client_prefix, river_host_of_pod
 from lifeguard.model.enums import Action, Cause, Mode
 from lifeguard.model.observation import (
     ContainerFacts,

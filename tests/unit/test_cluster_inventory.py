@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from lifeguard.cluster.facts import is_terminal_change, job_facts, node_facts, pod_facts
-from lifeguard.cluster.inventory import Inventory, client_prefix
+from lifeguard.cluster.inventory import Inventory
+from lifeguard.model.client_id import client_prefix
 
 Json = dict[str, Any]
 
@@ -121,13 +122,6 @@ def test_node_without_ready_condition_is_unknown() -> None:
 )
 def test_terminal_changes_wake_the_fast_path(body: Json, terminal: bool) -> None:
     assert is_terminal_change(pod_facts(body)) is terminal
-
-
-def test_client_prefix_is_what_river_keeps_of_a_pod_name() -> None:
-    assert client_prefix("report-worker-7f") == "report-worker-7f"
-    assert client_prefix("a.b.c") == "a.b.c"
-    long = "x" * 70
-    assert client_prefix(long) == "x" * 60
 
 
 def test_deleted_pod_is_remembered_as_gone_and_found_by_prefix() -> None:

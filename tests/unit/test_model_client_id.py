@@ -10,8 +10,8 @@ import pytest
 from lifeguard.model.client_id import (
     DEFAULT_CLIENT_ID_PATTERN,
     client_id_pod_and_start,
+    client_prefix,
     parse_started,
-    pod_name_matches,
     river_host_of_pod,
 )
 
@@ -74,7 +74,7 @@ def test_a_pod_is_found_again_from_the_client_id_it_wrote(pod_name: str) -> None
     assert found is not None
     prefix, started = found
     assert started == STARTED
-    assert pod_name_matches(pod_name, prefix)
+    assert client_prefix(pod_name) == prefix
     assert pod_name.startswith(prefix)
 
 
@@ -84,9 +84,10 @@ def test_kubelet_trims_a_long_hostname_before_river_cuts_it() -> None:
     assert river_host_of_pod(pod_name) == "x" * 60
 
 
-def test_other_pods_do_not_match_the_prefix() -> None:
-    assert not pod_name_matches("worker-1", "worker-10")
-    assert not pod_name_matches("worker-10", "worker-1")
+def test_client_prefix_is_what_river_keeps_of_a_pod_name() -> None:
+    assert client_prefix("report-worker-7f") == "report-worker-7f"
+    assert client_prefix("a.b.c") == "a.b.c"
+    assert client_prefix("x" * 70) == "x" * 60
 
 
 @pytest.mark.parametrize(

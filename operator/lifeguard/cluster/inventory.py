@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from lifeguard.cluster.facts import Body, job_facts, node_facts, pod_facts
-from lifeguard.model.client_id import river_host_of_pod
+from lifeguard.model.client_id import client_prefix
 from lifeguard.model.observation import NodeFacts, OwnerJobFacts, PodFacts
 
 PodKey = tuple[str, str]
@@ -19,11 +19,6 @@ PodKey = tuple[str, str]
 # The Lease follower lists every 2 s: a view older than several periods means it cannot read
 # them (apiserver or etcd down, or the follower is restarting).
 LEASE_VIEW_FRESH_SECONDS = 15.0
-
-
-def client_prefix(pod_name: str) -> str:
-    """The pod prefix a River default client ID of a process in this pod maps back to."""
-    return river_host_of_pod(pod_name).replace("_", ".")
 
 
 class Inventory:

@@ -28,7 +28,7 @@ def client_id_pod_and_start(
     """(pod name prefix, client start) for a client ID; None when the ID does not match.
 
     The prefix is the whole pod name unless the name was longer than River keeps (60
-    characters); match pods with `pod_name_matches`. The start is read from an optional
+    characters): the pods with that `client_prefix`. The start is read from an optional
     `started` group in River's default format; None when absent or not a valid time.
     """
     compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
@@ -78,10 +78,11 @@ def river_host_of_pod(pod_name: str) -> str:
     return hostname.replace(".", "_")[:RIVER_HOST_MAX_LENGTH]
 
 
-def pod_name_matches(pod_name: str, prefix: str) -> bool:
-    """Whether a pod of this name may have written a client ID whose pod prefix is `prefix`.
+def client_prefix(pod_name: str) -> str:
+    """The pod prefix that a River default client ID written in this pod maps back to.
 
-    Exact for names up to 60 characters; longer names share a 60-character prefix, so callers
-    should break ties with the client's start time (a client cannot start before its pod).
+    The inventory indexes pods by it. Exact for names up to 60 characters; longer names may
+    share a prefix, and the correlation breaks such ties with the client's start time (a
+    client cannot start before its pod's container).
     """
-    return river_host_of_pod(pod_name).replace("_", ".") == prefix
+    return river_host_of_pod(pod_name).replace("_", ".")
