@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devenv.waiting import wait_for
+
 
 class DaemonError(RuntimeError):
     """A daemon failed to start or to become ready."""
@@ -140,24 +142,17 @@ def wait_ready(
     daemon: Daemon, probe: Callable[[], bool], *, timeout: float, what: str = "ready"
 ) -> None:
     """Polls `probe` until it returns True; fails fast (with the log tail) if the daemon dies."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if not daemon.alive():
-            raise DaemonError(
-                f"{daemon.name} exited before it was {what}; log {daemon.log_path}:\n"
-                f"{daemon.log_tail()}"
-            )
+
+    def ready() -> bool:
         try:
-            if probe():
-                return
+            return probe()
         except Exception:  # a probe that cannot connect yet is simply not ready
-            pass
-        if time.monotonic() > deadline:
-            raise DaemonError(
-                f"{daemon.name} was not {what} within {timeout:.0f}s; log {daemon.log_path}:\n"
-                f"{daemon.log_tail()}"
-            )
-        time.sleep(0.2)
+            return False
+
+    try:
+        wait_for(ready, timeout, f"{daemon.name} to be {what}", daemon=daemon)
+    except AssertionError as exc:
+        raise DaemonError(str(exc)) from None
 
 
 def read_pid_file(pid_path: Path) -> tuple[int, int | None] | None:

@@ -1,12 +1,26 @@
-"""The one way tests and the bench wait for the world: poll a predicate until it holds."""
+"""The one way tests, the bench and the environment wait for the world: poll a predicate until
+it holds."""
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-from devenv.procs import Daemon
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Watched(Protocol):
+    """A process whose work is awaited (a `procs.Daemon`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def alive(self) -> bool: ...
+
+    def log_tail(self, lines: int = 40) -> str: ...
 
 
 def wait_for(
@@ -15,7 +29,7 @@ def wait_for(
     what: str,
     step: float = 0.2,
     *,
-    daemon: Daemon | None = None,
+    daemon: Watched | None = None,
 ) -> T:
     """Polls `predicate` until it returns something truthy; fails naming `what` on timeout.
 
@@ -27,9 +41,11 @@ def wait_for(
         value = predicate()
         if value:
             return value
-        log = f"\n{daemon.name} log:\n{daemon.log_tail()}" if daemon is not None else ""
-        if daemon is not None and not daemon.alive():
-            raise AssertionError(f"{daemon.name} exited while waiting for {what}{log}")
+        log = ""
+        if daemon is not None:
+            log = f"\n{daemon.name} log ({daemon.log_path}):\n{daemon.log_tail()}"
+            if not daemon.alive():
+                raise AssertionError(f"{daemon.name} exited while waiting for {what}{log}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{log}")
         time.sleep(step)

@@ -30,6 +30,7 @@ from devenv.nodeagent.testing import (
     terminated,
     unique,
     wait_for,
+    wait_running,
     worker_insert,
 )
 
@@ -63,11 +64,7 @@ def test_pod_process_has_the_pod_name_as_hostname_and_reports_its_exit(
     name = name + "-" + "x" * (name_length - len(name) - 1) if name_length else name
     create_pod(kube, pod_manifest(name, container(["sh", "-c", "hostname; sleep 2; exit 3"])))
 
-    running = wait_for(
-        lambda: (main_status(get_pod(kube, name)).get("state") or {}).get("running"),
-        60,
-        "the container to run",
-    )
+    running = main_status(wait_running(kube, name))["state"]["running"]
     pod = get_pod(kube, name)
     assert pod is not None
     assert pod["status"]["phase"] == "Running"
@@ -115,13 +112,7 @@ def test_deleting_a_pod_sends_sigterm_then_completes_the_deletion(
     name = unique("graceful")
     script = "trap 'echo got SIGTERM; exit 0' TERM; while true; do sleep 0.1; done"
     create_pod(kube, pod_manifest(name, container(["sh", "-c", script])))
-    wait_for(
-        lambda: (main_status(get_pod(kube, name)).get("state") or {}).get("running"),
-        60,
-        "the container to run",
-    )
-    pod = get_pod(kube, name)
-    assert pod is not None
+    pod = wait_running(kube, name)
     node = next(a for a in node_agents if a.node_name == pod["spec"]["nodeName"])
     pids = next(p["pids"]["main"] for p in node.pods() if p["name"] == name)
 
@@ -138,13 +129,7 @@ def test_frozen_pod_process_stops_and_a_sigkill_from_outside_is_an_error_not_oom
 ) -> None:
     name = unique("frozen")
     create_pod(kube, pod_manifest(name, container(["sleep", "3600"]), restart_policy="Never"))
-    wait_for(
-        lambda: (main_status(get_pod(kube, name)).get("state") or {}).get("running"),
-        60,
-        "the container to run",
-    )
-    pod = get_pod(kube, name)
-    assert pod is not None
+    pod = wait_running(kube, name)
     node = next(a for a in node_agents if a.node_name == pod["spec"]["nodeName"])
 
     (pid,) = node.freeze_pod(NAMESPACE, name)["pids"]
@@ -265,11 +250,7 @@ def test_failed_node_goes_not_ready_and_its_pods_are_evicted_by_taint_eviction(
     name = unique("on-doomed")
     manifest = pod_manifest(name, container(["sleep", "3600"]), node_name=doomed_node.node_name)
     create_pod(kube, manifest)
-    wait_for(
-        lambda: (main_status(get_pod(kube, name)).get("state") or {}).get("running"),
-        60,
-        "the container to run",
-    )
+    wait_running(kube, name)
     (described,) = doomed_node.pods()
     pid = described["pids"]["main"]
 

@@ -59,6 +59,16 @@ def get_pod(kube: KubeClient, name: str) -> Json | None:
         raise
 
 
+def wait_running(kube: KubeClient, name: str, timeout: float = 60) -> Json:
+    """Waits until the pod's (first) container runs; the pod as read then."""
+
+    def running() -> Json | None:
+        pod = get_pod(kube, name)
+        return pod if (main_status(pod).get("state") or {}).get("running") else None
+
+    return wait_for(running, timeout, f"pod {name}'s container to run")
+
+
 def main_status(pod: Json | None) -> Json:
     """The first container's status ({} while there is none)."""
     statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
