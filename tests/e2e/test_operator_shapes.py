@@ -178,6 +178,42 @@ def test_a_worker_without_heartbeats_is_never_touched_and_the_policy_says_why(
     assert not world.events("PodRestarted", kind="Pod")
 
 
+def test_a_kind_without_heartbeats_next_to_a_kind_that_beats_is_named_and_never_touched(
+    world: Scenario, operator: OperatorProcess, control_plane: ControlPlane
+) -> None:
+    labels = {"shape": "mixed"}
+    spec = fast_policy_spec(
+        selector={"queues": ["mixed-beats", "mixed-silent"]},
+        workers={"podSelector": {"matchLabels": labels}},
+    )
+    world.apply_policy("mixed", spec)
+    world.wait_condition("mixed", "Ready", "True", timeout=60)
+    # Kind hang runs on a worker with the middleware, kind sleep on one without.
+    world.worker_pod("mixed-beats-w", "mixed-beats", labels=labels)
+    world.worker_pod("mixed-silent-w", "mixed-silent", env=NO_BEATS, labels=labels)
+    beating = world.enqueue("hang", queue="mixed-beats")
+    silent = world.enqueue("sleep", {"seconds": 25}, queue="mixed-silent")
+    try:
+        missing = world.wait_condition("mixed", "HeartbeatsMissing", "True", timeout=60)
+        assert missing["reason"] == "NoBeats"
+        assert "sleep (1 running)" in missing["message"], missing["message"]
+        assert "hang" not in missing["message"], missing["message"]
+        event = world.wait_event(
+            "HeartbeatsMissing",
+            containing="Running jobs of this kind never beat: sleep (1 running)",
+        )
+        assert "hang" not in event["message"]
+
+        done = world.wait_job(silent, "completed", timeout=60)
+        assert done["attempt"] == 1
+        assert untouched(done), lifeguard_errors(done)
+        assert world.pod("mixed-silent-w") is not None, "the healthy pod was not restarted"
+        assert world.job(beating)["state"] == "running"
+        assert not [e for e in world.events("PodRestarted", kind="Pod") if "mixed" in e["message"]]
+    finally:
+        control_plane.kubectl("delete", "jp", "mixed", "-n", NAMESPACE, check=False)
+
+
 def test_a_policy_without_beats_cancels_a_job_at_its_max_runtime(
     world: Scenario, operator: OperatorProcess
 ) -> None:

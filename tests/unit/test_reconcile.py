@@ -472,6 +472,52 @@ def test_one_beating_job_means_the_others_are_judged_by_their_beats() -> None:
     assert [(a.job_id, a.action) for a in effects.actions] == [(3, Action.RESTART_POD)]
 
 
+EXPORT_SILENT = running_job("export", job_id=5, running_for=90).no_beat().on(pod("w-5"))
+IMPORT_SILENT = running_job("import", job_id=6, running_for=90).no_beat().on(pod("w-6"))
+
+
+def test_a_kind_without_beats_is_named_and_held_while_a_kind_that_beats_is_judged_by_beats() -> (
+    None
+):
+    # report beats (HEALTHY), so its silent job 3 is Unresponsive; export never beats.
+    state, effects = cycle(snapshot(HEALTHY, SILENT, EXPORT_SILENT))
+
+    assert conditions(state)[HEARTBEATS_MISSING] == (T, "NoBeats")
+    message = find_condition(state.book.conditions, HEARTBEATS_MISSING)
+    assert message is not None and "export (1 running)" in message.message
+    assert "report" not in message.message
+    assert [e.message for e in effects.events if e.reason == "HeartbeatsMissing"] == [
+        message.message
+    ]
+    # The export job's healthy pod is not restarted; the report job's pod is.
+    assert [(a.job_id, a.action) for a in effects.actions] == [(3, Action.RESTART_POD)]
+
+
+def test_a_kind_that_joins_the_silent_ones_gets_an_event_and_an_unchanged_set_none() -> None:
+    state, first = cycle(snapshot(HEALTHY, EXPORT_SILENT))
+    state, joined = cycle(snapshot(HEALTHY, EXPORT_SILENT, IMPORT_SILENT).later(5), state)
+    state, same = cycle(snapshot(HEALTHY, EXPORT_SILENT, IMPORT_SILENT).later(10), state)
+    state, fewer = cycle(snapshot(HEALTHY, IMPORT_SILENT).later(15), state)
+
+    assert [reasons(e).count("HeartbeatsMissing") for e in (first, joined, same, fewer)] == [
+        1,
+        1,
+        0,
+        0,
+    ]
+    [event] = [e for e in joined.events if e.reason == "HeartbeatsMissing"]
+    assert "export (1 running), import (1 running)" in event.message
+
+
+def test_an_operator_restart_does_not_repeat_the_event_of_a_condition_already_true() -> None:
+    state, _ = cycle(snapshot(HEALTHY, EXPORT_SILENT))
+    restarted = ReconcileState(book=state.book.copy())
+
+    _, effects = cycle(snapshot(HEALTHY, EXPORT_SILENT).later(5), restarted)
+
+    assert "HeartbeatsMissing" not in reasons(effects)
+
+
 def test_a_policy_without_beats_expects_none_and_judges_by_run_time() -> None:
     spec = policy_spec(heartbeat={"store": "None"}, maxRuntime="60s")
     state, effects = cycle(snapshot(SILENT), spec=spec)

@@ -130,6 +130,7 @@ class _Cycle:
         self.seen_verdicts = state.seen_verdicts
         self.running = state.running
         self.outage_reported = state.outage_reported
+        self.beats_missing_kinds = state.beats_missing_kinds
         self.events: list[Event] = []
         self.metrics: list[Metric] = []
         self.logs: list[LogLine] = []
@@ -143,6 +144,7 @@ class _Cycle:
             seen_verdicts=self.seen_verdicts,
             running=self.running,
             outage_reported=self.outage_reported,
+            beats_missing_kinds=self.beats_missing_kinds,
         )
         return state, replace(
             self.effects,
@@ -330,8 +332,9 @@ class _Cycle:
         self, spec: JobPolicySpec, observations: list[Observation], now: datetime
     ) -> list[Observation]:
         """The HeartbeatsMissing condition, and the observations judged accordingly: when no
-        running job beats, the workers lack the middleware (they are not all frozen), so the
-        jobs are judged as a policy without beats judges them."""
+        running job of a kind beats, that kind's workers lack the middleware (they are not all
+        frozen), so its jobs are judged as a policy without beats judges them. An Event when
+        the condition turns True, and when a kind joins those it names."""
         book = self.book
         if not spec.heartbeat.beats:
             book.condition(
@@ -345,10 +348,15 @@ class _Cycle:
         missing = beats_missing(observations)
         if missing is not None:
             before = find_condition(book.conditions, HEARTBEATS_MISSING)
-            book.condition(HEARTBEATS_MISSING, S.TRUE, "NoBeats", missing, now)
-            if before is None or before.status is not S.TRUE:
-                self.events.append(Event("Warning", "HeartbeatsMissing", missing))
-            return judged_without_beats(observations)
+            book.condition(HEARTBEATS_MISSING, S.TRUE, "NoBeats", missing.message, now)
+            newly_true = before is None or before.status is not S.TRUE
+            # After an operator restart the kinds of a condition already True were said before.
+            joined = self.state.cycles > 0 and not missing.kinds <= self.beats_missing_kinds
+            if newly_true or joined:
+                self.events.append(Event("Warning", "HeartbeatsMissing", missing.message))
+            self.beats_missing_kinds = missing.kinds
+            return judged_without_beats(observations, missing.kinds)
+        self.beats_missing_kinds = frozenset()
         if any(obs.job.beat_age is not None for obs in observations):
             book.condition(
                 HEARTBEATS_MISSING, S.FALSE, "Beating", "Running jobs write heartbeats.", now

@@ -2,7 +2,8 @@
 
 Owns the memory between cycles: the status book, the planner's safety state, the one
 "announced once per attempt" memory, the verdicts already counted, the running jobs (for
-run-time metrics when they stop), when the status was last patched, and how many cycles ran.
+run-time metrics when they stop), when the status was last patched, how many cycles ran, and
+the kinds already reported without beats.
 Replaced, never changed in place: `reconcile` returns a new state.
 """
 
@@ -34,6 +35,9 @@ class ReconcileState:
     cycles: int = 0
     # When the last apiserver outage reported on this policy began (monotonic).
     outage_reported: float | None = None
+    # The kinds whose missing beats the last HeartbeatsMissing Event named: a kind that joins
+    # them deserves an Event of its own.
+    beats_missing_kinds: frozenset[str] = frozenset()
 
 
 def configured(

@@ -3,45 +3,89 @@
 Workers without the heartbeat middleware are the first thing a new user has: Lifeguard is
 installed before the workers change. Their jobs never beat, and judged one by one each would
 be Unresponsive after its startup grace and its healthy pod restarted. Seen together the
-pattern is plain: no running job of the policy has ever beaten. Then the beats, not the
-workers, are missing: the policy says so (condition HeartbeatsMissing) and its jobs are
-judged as if the policy said `heartbeat.store: None` (pod evidence and run time only).
+pattern is plain: no running job of a kind has ever beaten. Then the beats, not the workers,
+are missing: the policy says so (condition HeartbeatsMissing, naming the kinds) and the jobs of
+those kinds are judged as if the policy said `heartbeat.store: None` (pod evidence and run time
+only). It is judged per kind because the middleware can be installed per worker (River's
+WorkerWithMiddleware): one kind beating says nothing about another, and the jobs of a kind that
+beats are still judged by their beats.
 """
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
 from lifeguard.model.observation import Observation
 from lifeguard.verdict.text import seconds
 
 MIDDLEWARE = "github.com/river-lifeguard/lifeguard/heartbeat"
+# A condition message names at most this many kinds, then says how many more.
+MAX_KINDS_NAMED = 5
 
 
-def beats_missing(observations: Sequence[Observation]) -> str | None:
-    """Why the policy's beats look missing, or None while any running job beats (or none
-    has run past its startup grace yet, or the policy expects no beats)."""
+@dataclass(frozen=True, slots=True)
+class MissingBeats:
+    """The kinds whose running jobs have never beaten, and what the policy says of them."""
+
+    kinds: frozenset[str]
+    message: str
+
+
+def beats_missing(observations: Sequence[Observation]) -> MissingBeats | None:
+    """The kinds none of whose running jobs has a beat, at least one of them on a known pod past
+    its startup grace; None when there is no such kind (or the policy expects no beats)."""
     if not observations or not all(o.beats_expected for o in observations):
         return None
-    if any(o.job.beat_age is not None for o in observations):
+    by_kind: dict[str, list[Observation]] = {}
+    for o in observations:
+        by_kind.setdefault(o.job.kind, []).append(o)
+    silent: dict[str, tuple[int, list[Observation]]] = {}
+    for kind, jobs in by_kind.items():
+        if any(o.job.beat_age is not None for o in jobs):
+            continue
+        past_grace = [
+            o for o in jobs if o.pod is not None and o.job.running_for >= o.thresholds.startup_grace
+        ]
+        if past_grace:
+            silent[kind] = (len(jobs), past_grace)
+    if not silent:
         return None
-    past_grace = [
-        o
-        for o in observations
-        if o.pod is not None and o.job.running_for >= o.thresholds.startup_grace
-    ]
-    if not past_grace:
-        return None
-    grace = min(o.thresholds.startup_grace for o in past_grace)
-    jobs = "job" if len(past_grace) == 1 else "jobs"
+    return MissingBeats(frozenset(silent), _message(silent, every_kind=len(silent) == len(by_kind)))
+
+
+def _message(silent: dict[str, tuple[int, list[Observation]]], *, every_kind: bool) -> str:
+    kinds = sorted(silent)
+    named = ", ".join(f"{kind} ({silent[kind][0]} running)" for kind in kinds[:MAX_KINDS_NAMED])
+    if len(kinds) > MAX_KINDS_NAMED:
+        named += f" and {len(kinds) - MAX_KINDS_NAMED} more"
+    past = [o for _, jobs in silent.values() for o in jobs]
+    grace = min(o.thresholds.startup_grace for o in past)
+    jobs = "job" if len(past) == 1 else "jobs"
+    these = "this kind" if len(kinds) == 1 else "these kinds"
+    prefix = (
+        f"No running job has a heartbeat; kind{'' if len(kinds) == 1 else 's'} {named}"
+        if every_kind
+        else f"Running jobs of {these} never beat: {named}"
+    )
+    remedy = (
+        " or set heartbeat.store: None if they write no beats."
+        if every_kind
+        else " or judge them by a policy of their own (selector.kinds) with heartbeat.store:"
+        " None if they write no beats; other kinds beat and are judged by their beats."
+    )
     return (
-        f"None of the {len(observations)} running jobs has a heartbeat, {len(past_grace)} {jobs}"
-        f" past startupGrace ({seconds(grace)}): heartbeat-based actions are held (no pod is"
-        f" restarted for a missing beat) and jobs are judged by pod evidence and run time."
-        f" Add the heartbeat middleware ({MIDDLEWARE}) to the workers, or set"
-        " heartbeat.store: None if they write no beats."
+        f"{prefix}; {len(past)} {jobs} past startupGrace ({seconds(grace)}). Heartbeat-based"
+        f" actions are held for {these} (no pod is restarted for a missing beat) and their jobs"
+        f" are judged by pod evidence and run time. Add the heartbeat middleware ({MIDDLEWARE})"
+        f" to the workers of {these},{remedy}"
     )
 
 
-def judged_without_beats(observations: Sequence[Observation]) -> list[Observation]:
-    """The observations as a policy without beats sees them (store None)."""
-    return [replace(o, beats_expected=False) for o in observations]
+def judged_without_beats(
+    observations: Sequence[Observation], kinds: Collection[str] | None = None
+) -> list[Observation]:
+    """The observations as a policy without beats sees them (store None): all of them, or
+    those of `kinds`."""
+    return [
+        replace(o, beats_expected=False) if kinds is None or o.job.kind in kinds else o
+        for o in observations
+    ]
