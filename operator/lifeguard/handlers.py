@@ -29,12 +29,11 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import kopf
 
-from lifeguard.cluster.facts import is_terminal_change
+from lifeguard.cluster.facts import is_terminal_change, parse_time
 from lifeguard.cluster.leader import LeaderElector
 from lifeguard.cluster.leases import follow_node_leases
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
@@ -53,16 +52,6 @@ class WatchOptions:
     pod_selector: str = ""
     # Whether nodes are watched (needs RBAC to list/watch nodes).
     nodes: bool = True
-
-
-def _timestamp(value: object) -> datetime | None:
-    """An API timestamp (RFC 3339, "Z" for UTC); None when absent or not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def build_registry(
@@ -169,7 +158,7 @@ def _watch_policies(registry: kopf.OperatorRegistry, fleet: Fleet) -> None:
             dict(spec),
             meta.get("generation"),
             dict(status),
-            created=_timestamp(meta.get("creationTimestamp")),
+            created=parse_time(meta.get("creationTimestamp")),
         )
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)

@@ -7,9 +7,9 @@ list pods of their own namespace only sees jobs of other namespaces' pods as una
 """
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from lifeguard.cluster.facts import parse_time
 from lifeguard.cluster.kube import ClusterError, KubeClient
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.supervisor.policy import SpecError, parse_spec
@@ -55,7 +55,7 @@ def fleet_source(
                 PolicyFacts(
                     namespace=str(meta.get("namespace")),
                     name=str(meta.get("name")),
-                    created=_timestamp(meta.get("creationTimestamp")),
+                    created=parse_time(meta.get("creationTimestamp")),
                     selector=spec.selector,
                     unattributed=spec.workers.unattributed,
                     database=my_database() if key == me else identity,
@@ -64,12 +64,3 @@ def fleet_source(
         return FleetView(tuple(facts), watched_namespaces=watched)
 
     return view
-
-
-def _timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
