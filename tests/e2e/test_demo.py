@@ -98,7 +98,8 @@ def test_frozen_process_gets_its_pod_restarted_then_its_job_retried(played: Play
 
     assert [d.action for d in frozen.actions] == ["RestartPod", "Retry"]
     assert frozen.actions[0].verdict.startswith("Unresponsive/")
-    assert frozen.actions[1].verdict.startswith("InfrastructureDeath/")
+    # The retry keeps the cause Lifeguard restarted the pod for, not the eviction it caused.
+    assert frozen.actions[1].verdict.startswith("Unresponsive/BeatStale")
     assert played.demo.world.pod("mailer") is None, "the frozen pod was restarted (evicted)"
     assert played.outcome.rows[frozen.job_id]["state"] == "completed"
 
@@ -110,7 +111,10 @@ def test_stuck_job_is_cancelled_through_river_while_its_pod_stays(played: Played
     assert [(d.verdict, d.action) for d in stuck.actions] == [("Stuck/ProgressStale", "Cancel")]
     assert row["state"] == "cancelled"
     assert "cancel_attempted_at" in row["metadata"]
-    assert not lifeguard_errors(row)
+    (error,) = lifeguard_errors(row)
+    assert error.startswith("lifeguard: Stuck/ProgressStale: ") and error.endswith(
+        "Lifeguard cancelled the job"
+    ), error
     pod = played.demo.world.pod("indexer")
     assert pod is not None and pod["status"]["phase"] == "Running"
 

@@ -117,7 +117,7 @@ def test_a_frozen_worker_is_judged_by_its_own_namespaces_policy_only(
     retried = home.wait_job(job, ("retryable", "available"), timeout=60)
     errors = lifeguard_errors(retried)
     assert len(errors) == 1, errors
-    assert errors[0].startswith("lifeguard: InfrastructureDeath/"), errors
+    assert errors[0].startswith("lifeguard: Unresponsive/BeatStale: pod frozen-own "), errors
     for world in others:
         assert mentions(world, job) == []
         assert running_count(world, POLICY) == 0

@@ -48,14 +48,19 @@ def good_outcome() -> Outcome:
     ]
     injections[2].actions = [
         decision(3, "Unresponsive/BeatStale", "RestartPod", 4),
-        decision(3, "InfrastructureDeath/Evicted", "Retry", 7),
+        decision(3, "Unresponsive/BeatStale", "Retry", 7),
     ]
     injections[3].actions = [decision(4, "Stuck/ProgressStale", "Cancel", 5)]
     rows = {
         1: row("completed", 2, ["lifeguard: ResourceExhausted/OOMKilled: pod importer"]),
         2: row("completed", 1, ["lifeguard: InfrastructureDeath/NodeLost: pod billing"]),
-        3: row("completed", 1, ["lifeguard: InfrastructureDeath/Evicted: pod mailer"]),
-        4: row("cancelled", 1, cancel_attempted_at="2026-01-01T12:00:05Z"),
+        3: row("completed", 2, ["lifeguard: Unresponsive/BeatStale: pod mailer"]),
+        4: row(
+            "cancelled",
+            1,
+            ["lifeguard: Stuck/ProgressStale: pod indexer; Lifeguard cancelled the job"],
+            cancel_attempted_at="2026-01-01T12:00:05Z",
+        ),
         5: row("completed", 1),
         6: row("completed", 1),
     }
@@ -103,7 +108,7 @@ def _no_action_seen(outcome: Outcome) -> None:
         (_oom_taken_for_a_crash, "job 1 (OOM kill): Lifeguard's actions Retry (ApplicationCrash"),
         (_node_failure_never_node_lost, "job 2 (Node failure): released by None"),
         (_node_attempt_not_refunded, "job 2 (Node failure): completed in attempt 2"),
-        (_stuck_job_retried_instead_of_cancelled, "job 4 (Stuck job): unexpected retries"),
+        (_stuck_job_retried_instead_of_cancelled, "job 4 (Stuck job): completed in attempt 2"),
         (_no_action_seen, "job 3 (Frozen process): Lifeguard's actions nothing seen"),
     ],
     ids=lambda value: getattr(value, "__name__", "")[1:] or None,

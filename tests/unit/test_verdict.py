@@ -1,7 +1,7 @@
 """The verdict table of DESIGN.md §4, one row per behaviour."""
 
 import pytest
-from builders import JobBuilder, node, owner_job, pod, running_job
+from builders import JobBuilder, PodBuilder, node, owner_job, pod, running_job
 
 from lifeguard.model.enums import Cause
 from lifeguard.verdict import decide
@@ -858,3 +858,42 @@ def test_a_pod_lifeguard_restarted_names_the_original_cause_and_the_restart() ->
     )
     assert (verdict.cause, verdict.reason) == (UNRESPONSIVE, "BeatStale")
     assert verdict.message == "no beat for 31s; Lifeguard restarted pod mailer"
+
+
+@pytest.mark.parametrize(
+    "lost_pod",
+    [
+        pytest.param(
+            pod("mailer").disrupted("EvictionByEvictionAPI").deleted(),
+            id="evicted_on_a_not_ready_node",
+        ),
+        pytest.param(
+            pod("mailer").disrupted("EvictionByEvictionAPI").terminating(),
+            id="eviction_pending_on_a_not_ready_node",
+        ),
+        pytest.param(
+            pod("mailer").disrupted("DeletionByTaintManager").deleted(),
+            id="the_taint_manager_deleted_the_pod",
+        ),
+    ],
+)
+def test_a_node_lost_after_lifeguard_asked_for_a_restart_stays_the_cause(
+    lost_pod: PodBuilder,
+) -> None:
+    # The node died first (the beats stopped), Lifeguard judged Unresponsive and asked for a
+    # restart that no kubelet carried out; then the node was declared lost. The truth is the
+    # node, whose rule counts or refunds the attempt, and the retry is planned by that rule.
+    verdict = decide(
+        running_job()
+        .beat_age(40)
+        .lifeguard_restarted(pod_name="mailer", message="no beat for 31s")
+        .on(lost_pod)
+        .node_is(node().not_ready(for_=20))
+        .obs()
+    )
+    assert (verdict.cause, verdict.reason) == (INFRA, "NodeLost")
+    assert verdict.own_action is None
+    assert verdict.message.endswith(
+        "; Lifeguard restarted pod mailer for Unresponsive/BeatStale, but its node was lost"
+        " before the restart took effect"
+    )

@@ -74,6 +74,10 @@ from lifeguard.verdict.nodes import (
 from lifeguard.verdict.text import ago, seconds, where
 from lifeguard.verdict.types import Verdict
 
+# The reason of every verdict that blames a lost node (its Lease, its NotReady status, the taint
+# manager's deletion).
+NODE_LOST = "NodeLost"
+
 
 @dataclass(frozen=True, slots=True)
 class Case:
@@ -244,7 +248,7 @@ def _node_gone(case: Case) -> Verdict | None:
         since = not_ready_for if since is None else min(since, not_ready_for)
     return Verdict(
         Cause.INFRASTRUCTURE_DEATH,
-        "NodeLost",
+        NODE_LOST,
         f"pod {pod.name} {state}; {case.beat.describe()}",
         since,
     )
@@ -276,7 +280,7 @@ def _node_silent(case: Case) -> Verdict | None:
     )
     return Verdict(
         Cause.INFRASTRUCTURE_DEATH,
-        "NodeLost",
+        NODE_LOST,
         f"pod {pod.name} runs on node {node.name}, whose kubelet has not renewed its Lease for"
         f" {seconds(node.lease_age or 0.0)} and {workers}; {case.beat.describe()}",
         min(lease_late_for(node), beats.quiet_for),
@@ -458,7 +462,7 @@ def own_restart(case: Case, verdict: Verdict) -> Verdict:
     acted on, not the eviction it caused ("Unresponsive/BeatStale ...; Lifeguard restarted pod
     mailer"). Read from the record written before the eviction, so it survives a restart of the
     operator; a death of another pod (another name, or a successor's uid), or an OOM kill,
-    keeps its own verdict."""
+    keeps its own verdict, and so does a lost node: no kubelet carried the restart out."""
     own = parse_own_action(case.obs.job.own_action)
     if own is None or own.action is not Action.RESTART_POD or verdict.cause not in _AFTER_RESTART:
         return verdict
@@ -467,6 +471,16 @@ def own_restart(case: Case, verdict: Verdict) -> Verdict:
         return verdict
     if own.pod_uid and case.pod is not None and case.pod.uid and case.pod.uid != own.pod_uid:
         return verdict  # a successor that took the name: its death is its own
+    lost = verdict if verdict.reason == NODE_LOST else node_lost(case)
+    if lost is not None:
+        # The node died with the process, so no kubelet carried the eviction out (the pod may
+        # still be gone, deleted after its grace): the node's loss is the cause, and its rule
+        # counts or refunds the attempt; the restart is a footnote.
+        note = (
+            f"{own.describe()} for {own.cause.value}/{own.reason}, but its node was lost"
+            " before the restart took effect"
+        )
+        return replace(lost, message=f"{lost.message}; {note}")
     return Verdict(
         own.cause,
         own.reason,
