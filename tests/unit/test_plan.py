@@ -437,21 +437,13 @@ def test_a_process_gone_rule_of_cancel_is_still_limited() -> None:
     assert [a.action for a in result.deferred] == [CANCEL]
 
 
-def test_a_burst_of_deaths_acts_at_once_and_uses_up_the_minute() -> None:
+def test_a_burst_of_deaths_acts_at_once_and_leaves_the_minute_whole() -> None:
     result = plan_for(
-        *oom_jobs(4), *stuck_jobs(2, first_id=10), rules=policy().max_actions_per_minute(3)
+        *oom_jobs(4), *stuck_jobs(4, first_id=10), rules=policy().max_actions_per_minute(3)
     )
-    assert [a.job_id for a in result.actions] == [1, 2, 3, 4]
-    assert [a.job_id for a in result.deferred] == [10, 11]
-    assert len(result.state.recent_actions) == 4
-
-
-def test_deaths_leave_only_the_rest_of_the_minute_to_other_actions() -> None:
-    result = plan_for(
-        *oom_jobs(2), *stuck_jobs(3, first_id=10), rules=policy().max_actions_per_minute(3)
-    )
-    assert [a.job_id for a in result.actions] == [1, 2, 10]
-    assert [a.job_id for a in result.deferred] == [11, 12]
+    assert [a.job_id for a in result.actions] == [1, 2, 3, 4, 10, 11, 12]
+    assert [a.job_id for a in result.deferred] == [13]
+    assert len(result.state.recent_actions) == 3
 
 
 # -- dry run -------------------------------------------------------------------------------

@@ -378,6 +378,7 @@ def test_dead_jobs_over_the_rate_limit_are_retried_at_once() -> None:
     assert [a.job_id for a in effects.actions] == [1, 2, 3]
     assert "ActionsRateLimited" not in reasons(effects)
     assert sorted(a.job_id for a in state.book.recent_actions) == [1, 2, 3]
+    assert state.safety.recent_actions == ()
 
 
 def test_an_open_circuit_holds_heartbeat_actions_and_says_so_in_status_and_metrics() -> None:

@@ -38,9 +38,9 @@ class SafetySpec(ApiModel):
         ge=1,
         le=10000,
         description=(
-            "At most this many actions per minute for this policy. Retries and discards of jobs"
-            " whose process is proven gone (pod deleted or dead, container ended, node lost) are"
-            " never deferred; they count towards the minute."
+            "At most this many actions per minute for this policy on jobs whose process may"
+            " still run. Retries and discards of jobs whose process is proven gone (pod deleted"
+            " or dead, container ended, node lost) are never deferred and do not count."
         ),
     )
     circuit_breaker: CircuitBreakerSpec = Field(

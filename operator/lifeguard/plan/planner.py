@@ -13,9 +13,9 @@ Per job, in job-id order:
 5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
    so no job loops forever on refunds.
 Then the rate limit keeps the first actions (by job id) that fit in the sliding minute and
-defers the rest, except retries and discards of jobs whose process is proven gone (pod
-evidence, as for the breaker): those are never deferred and count in the minute (see
-ratelimit). DryRun marks every action so the shell reports and never writes.
+defers the rest; retries and discards of jobs whose process is proven gone (pod evidence, as
+for the breaker) neither wait for the limit nor count in it (see ratelimit). DryRun marks
+every action so the shell reports and never writes.
 """
 
 from collections.abc import Sequence
@@ -156,7 +156,7 @@ def plan(
         candidates.append(action)
 
     allowed = budget(state.recent_actions, now, safety.max_actions_per_minute)
-    actions, deferred = within_budget(candidates, exempt, allowed)
+    actions, deferred, limited = within_budget(candidates, exempt, allowed)
     events = [breaker.event] if breaker.event is not None else []
     if deferred and not state.rate_limited:
         events.append(
@@ -172,6 +172,6 @@ def plan(
         circuit_open=breaker.open,
         breaker_message=breaker.why() if breaker.open else "",
         rate_limited=bool(deferred),
-        recent_actions=in_window(state.recent_actions, now) + (now,) * len(actions),
+        recent_actions=in_window(state.recent_actions, now) + (now,) * limited,
     )
     return Plan(actions=actions, deferred=deferred, held=held, state=next_state, events=events)

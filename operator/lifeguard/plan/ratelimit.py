@@ -1,12 +1,12 @@
-"""At most N actions in any sliding 60-second window of the injected clock, except for the
-actions that end a job whose process is proven gone.
+"""At most N actions in any sliding 60-second window of the injected clock, for the actions on
+jobs whose process may still run.
 
 The limit guards against a wrong picture acting on many living jobs at once (cancels, pod
 restarts, retries judged by beats or run time). A retry or discard of a job whose pod or
 process is dead touches no living process: deferring it only leaves the job waiting, which is
-what a burst of deaths (a node, a rollout, a drain) must not cost. Such actions are never
-deferred, as the circuit breaker lets pod evidence act; they still count in the window, so a
-burst of them leaves less room for actions on jobs that may still run.
+what a burst of deaths (a node, a rollout, a drain) must not cost. Such actions neither wait
+for the limit nor use it up, as the circuit breaker lets pod evidence act: the limit's minute
+stays whole for the actions it is there to slow down, however many pods just died.
 """
 
 from collections.abc import Collection, Sequence
@@ -43,18 +43,19 @@ def never_deferred(action: PlannedAction, process_gone: bool) -> bool:
 
 def within_budget(
     candidates: Sequence[PlannedAction], exempt: Collection[int], allowed: int
-) -> tuple[list[PlannedAction], list[PlannedAction]]:
-    """(taken, deferred): every candidate whose job id is in `exempt`, and the first others
-    (by their order) that fit in what `allowed` leaves after them."""
-    room = max(0, allowed - sum(1 for a in candidates if a.job_id in exempt))
+) -> tuple[list[PlannedAction], list[PlannedAction], int]:
+    """(taken, deferred, limited taken): every candidate whose job id is in `exempt`, and the
+    first others (by their order) that fit in `allowed`; the last is how many of those others
+    were taken, what the window records."""
     taken: list[PlannedAction] = []
     deferred: list[PlannedAction] = []
+    limited = 0
     for action in candidates:
         if action.job_id in exempt:
             taken.append(action)
-        elif room > 0:
+        elif limited < allowed:
             taken.append(action)
-            room -= 1
+            limited += 1
         else:
             deferred.append(action)
-    return taken, deferred
+    return taken, deferred, limited
