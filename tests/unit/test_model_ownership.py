@@ -179,8 +179,19 @@ def test_a_rival_tag_selector_is_matched_against_the_jobs_tags(
         ([pod_in("a"), pod_in("b")], CLIENT_STARTED, AMBIGUOUS),
         # No start time in the client ID (custom pattern): cannot tell.
         ([pod_in("a"), pod_in("b", started_ago=60)], None, AMBIGUOUS),
-        # The live pod of one namespace against a deleted one of the other.
-        ([pod_in("a"), replace(pod_in("b"), gone=True)], CLIENT_STARTED, IN_A),
+        # The live pod of one namespace against a deleted one of the other that ran when the
+        # client started: either may have run it. Giving it to the live pod would judge the
+        # dead pod's job on a healthy pod (its beats stopped: restart the healthy pod);
+        # giving it to the dead one would retry a job the live pod may still run.
+        ([pod_in("a"), replace(pod_in("b"), gone=True)], CLIENT_STARTED, AMBIGUOUS),
+        # ... one deleted before the client started cannot have run it.
+        (
+            [pod_in("a"), replace(pod_in("b"), gone=True, deletion_timestamp=ago(9000))],
+            ago(3600),
+            IN_A,
+        ),
+        # ... and a live pod started after the client cannot have run it: the dead one did.
+        ([pod_in("a", started_ago=60), replace(pod_in("b"), gone=True)], ago(3600), IN_B),
         # Both started after the client: neither can run it, still nobody can tell.
         (
             [pod_in("a", started_ago=60), pod_in("b", started_ago=60)],

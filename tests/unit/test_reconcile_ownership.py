@@ -150,3 +150,17 @@ def test_ready_says_how_many_scanned_jobs_other_policies_judge() -> None:
     ready = next(c for c in state.book.conditions if c.type == "Ready")
     assert "Watching 1 running jobs" in ready.message
     assert "1 more it selects are judged by other policies or none" in ready.message
+
+
+def test_a_dead_pods_job_is_not_judged_on_its_live_namesake_in_another_namespace() -> None:
+    # The job ran in team-b's pod w-1, which died; jobs's own w-1 runs healthy. Both ran when
+    # the client started, so neither policy may judge the silent job: jobs/rescue would restart
+    # its healthy pod for it, team-b/rescue would retry a job the live pod may be running.
+    dead_in_b = pod("w-1").in_namespace("team-b").killed(15).deleted()
+    silent = running_job(job_id=4).beat_age(300).on(pod("w-1"))
+    for me in ("jobs/rescue", "team-b/rescue"):
+        _, effects = run(snapshot(silent).pod(dead_in_b).among(ME, TEAM_B, me=me))
+
+        assert effects.actions == ()
+        [(_, ownership)] = effects.not_judged
+        assert ownership.claim is Claim.AMBIGUOUS

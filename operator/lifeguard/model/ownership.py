@@ -8,8 +8,8 @@ claims a job:
 1. The job's home is the namespace of the pod that runs it: its client ID maps to a pod prefix
    (the policy's clientIdPattern), and the inventory knows the pods with that prefix in every
    watched namespace. Pods of one name in several namespaces are told apart as within one
-   namespace: a live pod whose containers ran before the client started. If that leaves more
-   than one namespace, or none, the job is ambiguous and no policy judges it.
+   namespace: a pod (live or deleted) whose containers ran when the client started. If that
+   leaves more than one namespace, or none, the job is ambiguous and no policy judges it.
 2. A job with a home is judged by a policy of that namespace that selects it (on the same
    database), and by no other; a namespace without such a policy leaves it alone.
 3. A job without a home (no pod in any watched namespace) is judged only by a policy with
@@ -140,11 +140,10 @@ def home_of(prefix: str | None, client_started: datetime | None, pods: Iterable[
     namespaces = {pod.namespace for pod in candidates}
     if len(namespaces) <= 1:
         return Home(prefix, namespace=next(iter(namespaces), None))
-    plausible = {
-        pod.namespace
-        for pod in candidates
-        if not pod.gone and could_run_client(pod, client_started)
-    }
+    # A deleted pod that ran when the client started is as plausible as a live one: its
+    # namespace's jobs do not pass to a namesake elsewhere when it dies (judged on the
+    # namesake, the dead pod's silent job would get a healthy pod restarted).
+    plausible = {pod.namespace for pod in candidates if could_run_client(pod, client_started)}
     if len(plausible) == 1:
         return Home(prefix, namespace=plausible.pop())
     return Home(prefix, ambiguous=tuple(sorted(plausible or namespaces)))
