@@ -35,6 +35,7 @@ from lifeguard.reconcile import (
     Outcome,
     ReconcileState,
     Result,
+    Snapshot,
     feed_outcomes,
     patched,
     reconcile,
@@ -570,3 +571,30 @@ def test_a_truncated_scan_says_how_many_it_left_unread_in_ready() -> None:
     ready = find_condition(state.book.conditions, READY)
     assert ready is not None and ready.status == T
     assert "Watching 1 running jobs, read 1 of 12000: scan.maxJobs (1)" in ready.message
+
+
+def truncated_scan(world: SnapshotBuilder, running: int = 12_000) -> Snapshot:
+    """The world as a scan that read its jobs and left `running` - len(jobs) newer ones unread."""
+    snap = world.snap()
+    assert isinstance(snap.database, Connected)
+    scanned = replace(snap.database.scan, truncated=True, running=running)
+    return replace(snap, database=replace(snap.database, scan=scanned))
+
+
+def test_a_truncated_scan_does_not_say_every_job_on_a_node_went_quiet() -> None:
+    # Node n1's kubelet is late and the one job read there went quiet. A complete scan knows
+    # it was the node's only job: lost. A truncated scan left newer jobs unread, and some of
+    # them may run on n1 and beat (a slow kubelet, a frozen worker): it takes a silent kubelet
+    # and a stale beat, as for a job whose neighbours are unknown.
+    quiet = running_job(job_id=7).beat_age(45).on(pod("w-7").on("n1"))
+    world = replace(snapshot(quiet), nodes=(node("n1").lease_silent_for(25).facts,))
+    spec = policy_spec(scan={"maxJobs": 1})
+
+    _, complete = reconcile(world.snap(), ReconcileState(), spec)
+    _, partial = reconcile(truncated_scan(world), ReconcileState(), spec)
+
+    assert [v.reason for _, v in complete.judged] == ["NodeLost"]
+    assert [(v.cause, v.reason) for _, v in partial.judged] == [(Cause.UNRESPONSIVE, "BeatStale")]
+    silent = replace(world, nodes=(node("n1").lease_silent_for(35).facts,))
+    _, partial = reconcile(truncated_scan(silent), ReconcileState(), spec)
+    assert [v.reason for _, v in partial.judged] == ["NodeLost"]

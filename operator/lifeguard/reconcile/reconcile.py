@@ -261,6 +261,7 @@ class _Cycle:
             self.snapshot.inventory,
             adaptive_limits=self.snapshot.adaptive_limits,
             client_ids=client_ids,
+            every_job=not scan.truncated,
         )
         observations = self.heartbeats(spec, observations, scan.now)
         judged = [(obs, decide(obs)) for obs in observations]
