@@ -206,7 +206,55 @@ def test_escalated_restart_of_an_unknown_pod_falls_back_to_retry() -> None:
     result = plan_for(job.cancel_requested(150))
     action = result.actions[0]
     assert (action.action, action.escalated) == (RETRY, True)
-    assert action.note.endswith("no pod to restart; retrying instead")
+    assert "no pod to restart; retrying instead" in action.note
+
+
+@pytest.mark.parametrize(
+    ("job", "note"),
+    [
+        pytest.param(
+            running_job().on(pod().oom_killed()).attempt(25, max_attempts=25),
+            "its attempts are used up (25 of 25): River's rule discards it",
+            id="a_counted_retry_of_the_last_attempt_discards_the_job",
+        ),
+        pytest.param(
+            running_job().on(pod().deleted()).attempt(25, max_attempts=25),
+            "",
+            id="a_refunded_retry_of_the_last_attempt_queues_it_again",
+        ),
+        pytest.param(
+            running_job().on(pod().deleted()).attempt(25, max_attempts=25).infra_retries(5),
+            "the attempt was refunded 5 times already (maxInfraRetries 5); this retry counts;"
+            " its attempts are used up (25 of 25): River's rule discards it",
+            id="a_retry_that_counts_after_max_infra_retries_discards_the_last_attempt",
+        ),
+        pytest.param(
+            running_job(running_for=1200)
+            .pod_unknown()
+            .progress_timeout(600)
+            .progress_age(900)
+            .cancel_requested(150),
+            "Cancel requested 2m30s ago and the attempt still runs (after 2m); no pod to restart;"
+            " retrying instead; a cancel was requested: River's rule ends the job cancelled,"
+            " never retried",
+            id="a_retry_of_a_job_whose_cancel_was_requested_cancels_it",
+        ),
+        pytest.param(
+            running_job()
+            .lifeguard_restarted(cause=Cause.STUCK, reason="ProgressStale")
+            .on(pod().deleted())
+            .cancel_requested(150),
+            "a cancel was requested: River's rule ends the job cancelled, never retried",
+            id="the_retry_after_lifeguards_restart_of_a_cancelled_stuck_job_cancels_it",
+        ),
+    ],
+)
+def test_a_retry_says_when_rivers_rule_ends_the_job_instead(job: JobBuilder, note: str) -> None:
+    # The retry's statement follows River: no attempt left → discarded, a cancel requested →
+    # cancelled. The Event and explain say so instead of "retried".
+    [action] = plan_for(job).actions
+    assert action.action is RETRY
+    assert action.note == note
 
 
 def test_pod_with_several_unresponsive_jobs_is_evicted_once() -> None:

@@ -11,7 +11,8 @@ Per job, in job-id order:
 4. RestartPod needs a live pod; without one the job is retried instead. One eviction per pod:
    its other jobs wait for the restart to turn them into InfrastructureDeath.
 5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
-   so no job loops forever on refunds.
+   so no job loops forever on refunds. A retry that River's rule turns into an end (a cancel
+   was requested: cancelled; the last attempt counted: discarded) says so in its note.
 Then the rate limit keeps the first actions (by job id) that fit in the sliding minute and
 defers the rest; retries and discards of jobs whose process is proven gone (pod evidence, as
 for the breaker) neither wait for the limit nor count in it (see ratelimit). DryRun marks
@@ -79,6 +80,8 @@ def _action(
                 f"the attempt was refunded {refunds} times already"
                 f" (maxInfraRetries {rule.max_infra_retries}); this retry counts"
             )
+        if (ends := _retry_ends(obs, count_attempt)) is not None:
+            notes.append(ends)
     job = obs.job
     return PlannedAction(
         job_id=job.id,
@@ -100,6 +103,21 @@ def _action(
         evidence_age=max(0.0, verdict.evidence_age or 0.0),
         note="; ".join(notes),
     )
+
+
+def _retry_ends(obs: Observation, count_attempt: bool) -> str | None:
+    """What River's rule makes of a retry that does not queue the job again, as the retry's
+    statement writes it (river.actions.retry_many): a cancel requested ends the job cancelled
+    (River's rescuer and completer never retry it), a counted last attempt discards it."""
+    job = obs.job
+    if job.cancel_requested_age is not None:
+        return "a cancel was requested: River's rule ends the job cancelled, never retried"
+    if count_attempt and job.attempt >= job.max_attempts:
+        return (
+            f"its attempts are used up ({job.attempt} of {job.max_attempts}):"
+            " River's rule discards it"
+        )
+    return None
 
 
 def plan(
