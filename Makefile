@@ -65,10 +65,10 @@ images: node-packages
 	@tools/images.sh >/dev/null
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench demo
+	$(VENV)/bin/ruff format --check operator tests bench demo
 	$(VENV)/bin/mypy operator/lifeguard
-	$(VENV)/bin/mypy tests/devenv bench
+	$(VENV)/bin/mypy tests/devenv bench demo
 	$(VENV)/bin/lint-imports
 
 test-unit: venv
@@ -104,9 +104,9 @@ devenv-down: venv
 	PYTHONPATH=tests $(PY) -m devenv down --state-dir $(or $(STATE_DIR),build/devenv)
 
 # Lifeguard's main job on the local environment, in about two minutes once the tools are
-# cached (tests/devenv/demo.py). KEEP=1 leaves the environment running and says how to use it.
+# cached (demo/). KEEP=1 leaves the environment running and says how to use it.
 demo: venv postgres tools
-	PYTHONPATH=tests $(PY) -m devenv.demo $(if $(KEEP),--keep)
+	PYTHONPATH=tests:. $(PY) -m demo $(if $(KEEP),--keep)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from devenv.controlplane import ControlPlane
-from devenv.demo_chart import (
+from devenv.chart import (
     chart_lease,
     install_chart,
     service_account_kubeconfig,
     uninstall_chart,
 )
+from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator

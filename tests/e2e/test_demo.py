@@ -1,6 +1,6 @@
 """The demo's scenario (`make demo`) end to end, with plain output, and what it must show.
 
-The same code as `python -m devenv.demo` plays here on the session's cluster: the chart
+The same code as `python -m demo` (`make demo`) plays here on the session's cluster: the chart
 installed with helm, the operator running as the chart's ServiceAccount, four failures injected
 one after another next to long healthy jobs. A second node agent is started to be killed.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from demo.output import Narrator
+from demo.report import river_rows, summary
+from demo.scenario import Demo, Outcome, Stage, problems
 
 from devenv.controlplane import ControlPlane
-from devenv.demo_output import Narrator
-from devenv.demo_report import river_rows, summary
-from devenv.demo_scenario import Demo, Outcome, Stage, problems
 from devenv.nodeagent import NodeAgentHandle
 from devenv.scenario import lifeguard_errors, untouched
 

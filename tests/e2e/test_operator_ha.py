@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from devenv import helm
+from devenv.chart import chart_lease, service_account_kubeconfig
 from devenv.controlplane import ControlPlane
-from devenv.demo_chart import chart_lease, service_account_kubeconfig
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess, start_operator

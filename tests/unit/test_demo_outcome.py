@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from devenv.demo_output import Narrator
-from devenv.demo_report import summary
-from devenv.demo_scenario import Injection, Outcome, problems
-from devenv.demo_timeline import Decision
+from demo.output import Narrator
+from demo.report import summary
+from demo.scenario import Injection, Outcome, problems
+from demo.timeline import Decision
 
 Json = dict[str, Any]
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from demo.output import Narrator
+from demo.timeline import Decision, Timeline
+from devenv.chart import install_chart, start_chart_operator, uninstall_chart
 from devenv.controlplane import ControlPlane
-from devenv.demo_chart import install_chart, start_chart_operator, uninstall_chart
-from devenv.demo_output import Narrator
-from devenv.demo_timeline import Decision, Timeline
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.kube import KubeClient
 from devenv.operator import OperatorProcess

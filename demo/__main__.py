@@ -1,10 +1,10 @@
 """`make demo`: Lifeguard doing its job on the local environment, in one command.
 
-    PYTHONPATH=tests .venv/bin/python -m devenv.demo [--keep] [--state-dir DIR] [--plain]
+    PYTHONPATH=tests:. .venv/bin/python -m demo [--keep] [--state-dir DIR] [--plain]
 
 Builds the tools if they are not cached, starts PostgreSQL with River, the control plane and
 two node agents, installs the chart, runs the operator as the chart's ServiceAccount, plays the
-scenario of devenv.demo_scenario and prints the timeline, `kubectl get jp`, the River rows and a
+scenario of demo.scenario and prints the timeline, `kubectl get jp`, the River rows and a
 summary against River's own rescuer. Then it stops everything, unless --keep.
 """
 
@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from demo.output import Narrator
+from demo.report import river_rows, summary
+from demo.scenario import POLICY, Demo, Outcome, Stage, problems
 from devenv import env, procs
-from devenv.demo_output import Narrator
-from devenv.demo_report import river_rows, summary
-from devenv.demo_scenario import POLICY, Demo, Outcome, Stage, problems
 from devenv.nodeagent import NodeAgentHandle
 from devenv.tools import repo_root
 from devenv.worker import build_worker
@@ -135,7 +135,7 @@ stop: make devenv-down STATE_DIR={state_dir}"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devenv.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the environment running")
     parser.add_argument("--state-dir", type=Path, default=repo_root() / "build" / "demo")
     parser.add_argument("--plain", action="store_true", help="no colours")

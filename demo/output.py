@@ -89,7 +89,7 @@ class Narrator:
         self._write(_columns(TIMELINE_HEADER), self._paint(_columns(TIMELINE_HEADER), DIM))
 
     def timeline(
-        self, at: datetime, job: int | None, kind: str, pod: str, what: str, action: str = ""
+        self, at: datetime, job: int | None, kind: str, pod: str, what: str, *, action: str = ""
     ) -> None:
         offset = f"{self.elapsed():.0f}s"
         row = (

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from devenv.demo_output import Narrator
+from demo.output import Narrator
 from devenv.nodeagent.kube import ApiError
 from devenv.scenario import Scenario
 
@@ -160,7 +160,7 @@ class Timeline:
                 decision.kind,
                 decision.pod or "",
                 decision.verdict,
-                f"-> {action}",
+                action=f"-> {action}",
             )
 
     def _river(self, conn: psycopg.Connection[Json]) -> None:

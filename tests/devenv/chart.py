@@ -1,9 +1,10 @@
-"""The demo's operator, installed the way a user installs it: the Helm chart, its identity.
+"""The operator installed by the Helm chart and run as a process with the chart's identity.
 
-The chart creates the CRD, the ServiceAccount and its RBAC, and a Deployment. The local cluster
-has node agents but no container runtime, so the Deployment is scaled to zero and the operator
-runs as a local process that authenticates with a token of the chart's ServiceAccount: every
-request it makes is authorized by exactly the chart's Roles, as in a real cluster.
+The chart creates the CRD, the ServiceAccount and its RBAC, and a Deployment. Node agents have
+no container runtime, so the Deployment is scaled to zero and the operator runs as a local
+process that authenticates with a token of the chart's ServiceAccount: every request it makes
+is authorized by exactly the chart's Roles, as in a real cluster. (On the real node the chart's
+Deployment itself runs the operator's image: devenv.realnode_world.install_operator.)
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from devenv.demo_output import Narrator
-from devenv.demo_scenario import Injection, Outcome
+from demo.output import Narrator
+from demo.scenario import Injection, Outcome
 from devenv.scenario import lifeguard_errors
 
 Json = dict[str, Any]
