@@ -97,8 +97,10 @@ image-lock: venv
 check-crds: venv
 	$(call pytest,tests/unit/test_model_generated.py)
 
-devenv: venv postgres tools
-	PYTHONPATH=tests $(PY) -m devenv up --state-dir $(or $(STATE_DIR),build/devenv)
+# REAL_NODE=1 also starts the real node (kubelet, containerd, runc; its tools and images are
+# built on the first run).
+devenv: venv postgres tools $(if $(REAL_NODE),node-tools images)
+	PYTHONPATH=tests $(PY) -m devenv up --state-dir $(or $(STATE_DIR),build/devenv) $(if $(REAL_NODE),--real-node)
 
 devenv-down: venv
 	PYTHONPATH=tests $(PY) -m devenv down --state-dir $(or $(STATE_DIR),build/devenv)

@@ -1,4 +1,5 @@
-"""The whole local environment: PostgreSQL with River, the control plane and node agents.
+"""The whole local environment: PostgreSQL with River, the control plane and node agents,
+and, on request, the real node (kubelet, containerd, runc; devenv.realnode).
 
 `up` starts everything in a state folder and writes <state>/env.sh; `down` stops it all by the
 PID files in <state>/run/, so it works from a different process than the one that started it.
@@ -13,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from devenv import controlplane, postgres, procs, river
 from devenv.controlplane import ControlPlane
 from devenv.postgres import PostgresCluster
 from devenv.tools import tool_dir
+
+if TYPE_CHECKING:
+    from devenv.realnode_world import RealSite
 
 DATABASE = "lifeguard"
 NODE_AGENT_PREFIX = "nodeagent-"
@@ -43,6 +47,8 @@ class Environment:
     control_plane: ControlPlane
     node_agents: list[NodeAgent] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # The real node and PostgreSQL's socket folder its pods mount; None unless asked for.
+    real_site: RealSite | None = None
 
     @property
     def env_file(self) -> Path:
@@ -66,8 +72,12 @@ def pod_path_dirs() -> list[Path]:
     return [binary.parent]
 
 
-def up(state_dir: Path, nodes: int = 2) -> Environment:
+def up(state_dir: Path, nodes: int = 2, *, real_node: bool = False) -> Environment:
     """Starts everything and returns once it is ready; the daemons keep running afterwards.
+
+    `real_node` also starts the real node (devenv.realnode, node `realnode`, tainted): its
+    tools and images must be built (`make node-tools images`; tools/images.sh runs here too),
+    and PostgreSQL then also serves its unix socket in <state>/pg-socket for the node's pods.
 
     On failure, stops what it started and keeps the state folder (logs in <state>/logs/).
     """
@@ -76,7 +86,8 @@ def up(state_dir: Path, nodes: int = 2) -> Environment:
     timings: dict[str, float] = {}
     try:
         began = time.monotonic()
-        cluster = PostgresCluster.start(state_dir)
+        socket_dir = state_dir / "pg-socket" if real_node else None
+        cluster = PostgresCluster.start(state_dir, socket_dir=socket_dir)
         database_url = river.create_database(cluster, DATABASE)
         timings["postgres"] = time.monotonic() - began
 
@@ -98,6 +109,13 @@ def up(state_dir: Path, nodes: int = 2) -> Environment:
                     start_node_agent(state_dir, kubeconfig, name, path_dirs)
                 )
             timings["node_agents"] = time.monotonic() - began
+        if socket_dir is not None:
+            began = time.monotonic()
+            realnode = importlib.import_module("devenv.realnode")
+            world = importlib.import_module("devenv.realnode_world")
+            node = realnode.start(state_dir, plane)
+            environment.real_site = world.RealSite(node, socket_dir, cluster.port)
+            timings["real_node"] = time.monotonic() - began
         write_env_file(environment)
         return environment
     except BaseException:

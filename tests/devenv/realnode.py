@@ -355,6 +355,15 @@ def start(state_dir: Path, plane: ControlPlane, *, timeout: float = 180.0) -> Re
     return RealNode(state_dir, NODE_NAME, images, subnet)
 
 
+def pod_logs(state_dir: Path, namespace: str, pod: str) -> list[Path]:
+    """The log files the kubelet wrote for a pod's containers (podLogsDir, on the host).
+
+    `kubectl logs` does not reach this kubelet: the apiserver has no client certificate for
+    the kubelet API, so people and tests read the files here.
+    """
+    return sorted((home(state_dir.resolve()) / "pod-logs").glob(f"{namespace}_{pod}_*/*/*.log"))
+
+
 def _node_ready(plane: ControlPlane) -> bool:
     done = plane.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
     if done.returncode != 0:

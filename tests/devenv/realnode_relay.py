@@ -8,17 +8,28 @@ Standard forbids hostNetwork), so the environment opens a listening socket on 12
 Both legs are loopback; the pod sees the apiserver and PostgreSQL at the addresses the host
 uses. Linux switches network namespaces per thread (setns), so the listening socket is made
 in the pod's namespace and everything else runs in the host's.
+
+A relay lives in the process that opened it (`LoopbackRelay`, for tests), or in a daemon of
+its own (`start_relay_daemon`, `python -m devenv.realnode_relay`) when the pod must keep
+reaching the host after its starter exits (`make demo KEEP=1`); `devenv down` stops it.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import os
+import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from devenv import procs
 
 CLONE_NEWNET = 0x40000000
 LOOPBACK = "127.0.0.1"
@@ -58,6 +69,12 @@ def container_pids(container_id: str) -> list[int]:
         except OSError:
             continue
     return sorted(found)
+
+
+class Relay(Protocol):
+    """An open relay; `close` ends it."""
+
+    def close(self) -> None: ...
 
 
 class LoopbackRelay:
@@ -133,3 +150,56 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         source.close()
+
+
+# The relay daemons' names start with it (`devenv down` stops them like any other daemon).
+RELAY_PREFIX = "relay-"
+_READY = "relaying"
+
+
+@dataclass(frozen=True)
+class RelayDaemon:
+    """A relay in a process of its own (see the module's doc); `close` stops it."""
+
+    daemon: procs.Daemon
+
+    def close(self) -> None:
+        self.daemon.stop()
+
+
+def start_relay_daemon(state_dir: Path, name: str, pid: int, ports: Iterable[int]) -> RelayDaemon:
+    """Starts `python -m devenv.realnode_relay` for the pod of `pid`; waits until it listens."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "devenv.realnode_relay", str(pid), *map(str, ports)]
+    daemon = procs.start_daemon(state_dir, RELAY_PREFIX + name, argv, env=env)
+    procs.wait_ready(
+        daemon, lambda: _READY in daemon.log_tail(5), timeout=30, what="listening in the pod"
+    )
+    return RelayDaemon(daemon)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devenv.realnode_relay",
+        description="Relays 127.0.0.1:PORT inside the network namespace of PID to the host's.",
+    )
+    parser.add_argument("pid", type=int)
+    parser.add_argument("ports", type=int, nargs="+")
+    args = parser.parse_args(argv)
+    relay = LoopbackRelay(args.pid, args.ports)
+    print(f"{_READY} 127.0.0.1:{args.ports} of process {args.pid}'s network namespace", flush=True)
+    # The relay's threads do the work; SIGTERM (procs.stop_pid_file) ends the process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    finally:
+        relay.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

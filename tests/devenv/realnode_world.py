@@ -11,18 +11,20 @@ restricted Pod Security Standard, with two test-environment settings (see instal
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
 
 from devenv import helm, realnode, river
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent.kube import KubeClient
 from devenv.postgres import PostgresCluster
 from devenv.realnode import NODE_NAME, TAINT_KEY, RealNode
-from devenv.realnode_relay import LoopbackRelay, pod_pid
+from devenv.realnode_relay import LoopbackRelay, Relay, pod_pid
 from devenv.scenario import Json, Scenario, migrate_heartbeats, wait_for
 
 REAL_NODE_TAINT = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
@@ -38,6 +40,36 @@ def socket_dsn(database: str, port: int, user: str = "postgres") -> str:
     return f"postgresql://{user}@/{database}?host={SOCKET_MOUNT}&port={port}"
 
 
+@dataclass(frozen=True)
+class RealSite:
+    """The real node joined to a control plane, and how its pods reach PostgreSQL: through
+    the socket folder of the cluster listening on `database_port` of the host's loopback."""
+
+    node: RealNode
+    socket_dir: Path
+    database_port: int
+
+    def worker_dsn(self, database: str) -> str:
+        return socket_dsn(database, self.database_port)
+
+
+@contextmanager
+def real_site(home: Path, plane: ControlPlane) -> Iterator[tuple[PostgresCluster, RealSite]]:
+    """A PostgreSQL cluster that also serves its unix socket, and the real node joined to
+    `plane`, both in `home`; stopped (and the Node deleted) afterwards."""
+    socket_dir = home / "pg-socket"
+    cluster = PostgresCluster.start(home, socket_dir=socket_dir)
+    try:
+        node = realnode.start(home, plane)
+        try:
+            yield cluster, RealSite(node, socket_dir, cluster.port)
+        finally:
+            realnode.stop(home)
+            plane.kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
+    finally:
+        cluster.stop()
+
+
 @dataclass
 class RealScenario(Scenario):
     """A Scenario whose worker pods run the worker image on the real node."""
@@ -45,7 +77,24 @@ class RealScenario(Scenario):
     node: RealNode | None = None
     socket_dir: Path | None = None
     worker_dsn: str = ""
-    relays: list[LoopbackRelay] = field(default_factory=list)
+    relays: list[Relay] = field(default_factory=list)
+
+    @classmethod
+    def on(
+        cls, site: RealSite, plane: ControlPlane, namespace: str, dsn: str, worker: Path
+    ) -> RealScenario:
+        """Worker pods in `namespace` on the site's real node, on the database `dsn` names."""
+        database = str(conninfo_to_dict(dsn)["dbname"])
+        return cls(
+            plane=plane,
+            kube=KubeClient(plane.kubeconfig),
+            namespace=namespace,
+            dsn=dsn,
+            worker=worker,
+            node=site.node,
+            socket_dir=site.socket_dir,
+            worker_dsn=site.worker_dsn(database),
+        )
 
     def worker_pod_body(
         self,
@@ -135,6 +184,15 @@ class RealScenario(Scenario):
         return int(self._status(pod, container).get("restartCount") or 0)
 
 
+# (pod uid, a process of the pod, ports) -> a relay of those ports into the pod's loopback.
+OpenRelay = Callable[[str, int, list[int]], Relay]
+
+
+def in_process_relay(_uid: str, pid: int, ports: list[int]) -> Relay:
+    """A relay that lives as long as this process (tests); see realnode_relay."""
+    return LoopbackRelay(pid, ports)
+
+
 def install_operator(
     plane: ControlPlane,
     node: RealNode,
@@ -142,7 +200,9 @@ def install_operator(
     namespace: str,
     watched: list[str],
     host_ports: list[int],
-) -> list[LoopbackRelay]:
+    *,
+    open_relay: OpenRelay = in_process_relay,
+) -> list[Relay]:
     """`helm install` of the chart from the operator image; returns its pods' loopback relays.
 
     Test-environment settings, passed as ordinary values (the chart's defaults are untouched):
@@ -189,7 +249,7 @@ def install_operator(
     )
     items: list[Json] = deployment["items"]  # type: ignore[assignment]
     replicas = int(items[0]["spec"]["replicas"])
-    relays: dict[str, LoopbackRelay] = {}
+    relays: dict[str, Relay] = {}
 
     def attach() -> bool:
         """A relay into each replica's network namespace, as soon as its sandbox runs."""
@@ -200,7 +260,7 @@ def install_operator(
             uid = pod["metadata"]["uid"]
             pid = None if uid in relays else pod_pid(uid)
             if pid:
-                relays[uid] = LoopbackRelay(pid, [api_port, *host_ports])
+                relays[uid] = open_relay(uid, pid, [api_port, *host_ports])
         return len(relays) >= replicas
 
     wait_for(attach, 120, f"the operator's {replicas} pods' sandboxes on the real node", step=0.05)
@@ -221,40 +281,26 @@ def real_world(
 ) -> Iterator[RealScenario]:
     """PostgreSQL (serving its socket too), the real node joined to `plane`, the operator
     installed by Helm watching `watched`, and policy `policy` Ready; all gone afterwards."""
-    socket_dir = home / "pg-socket"
-    cluster = PostgresCluster.start(home, socket_dir=socket_dir)
-    relays: list[LoopbackRelay] = []
-    try:
-        dsn = river.create_database(cluster, DATABASE)
-        migrate_heartbeats(dsn)
-        node = realnode.start(home, plane)
-        world = RealScenario(
-            plane=plane,
-            kube=KubeClient(plane.kubeconfig),
-            namespace=watched,
-            dsn=dsn,
-            worker=worker,
-            node=node,
-            socket_dir=socket_dir,
-            worker_dsn=socket_dsn(DATABASE, cluster.port),
-        )
-        world.create_namespace()
-        # The operator reads the database at the address the host uses: the relay makes it
-        # (and the apiserver's) reachable on the operator pod's own loopback.
-        world.create_secret("river-db", dsn)
-        relays = install_operator(
-            plane, node, release, release_namespace, [watched], [cluster.port]
-        )
-        world.apply_policy(policy, spec)
-        world.wait_condition(policy, "Ready", "True", timeout=180)
-        yield world
-    finally:
-        for relay in relays:
-            relay.close()
-        helm.uninstall(release, release_namespace, plane.kubeconfig)
-        plane.kubectl(
-            "delete", "namespace", watched, release_namespace, "--wait=false", check=False
-        )
-        realnode.stop(home)
-        plane.kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
-        cluster.stop()
+    relays: list[Relay] = []
+    with real_site(home, plane) as (cluster, site):
+        try:
+            dsn = river.create_database(cluster, DATABASE)
+            migrate_heartbeats(dsn)
+            world = RealScenario.on(site, plane, watched, dsn, worker)
+            world.create_namespace()
+            # The operator reads the database at the address the host uses: the relay makes
+            # it (and the apiserver's) reachable on the operator pod's own loopback.
+            world.create_secret("river-db", dsn)
+            relays = install_operator(
+                plane, site.node, release, release_namespace, [watched], [cluster.port]
+            )
+            world.apply_policy(policy, spec)
+            world.wait_condition(policy, "Ready", "True", timeout=180)
+            yield world
+        finally:
+            for relay in relays:
+                relay.close()
+            helm.uninstall(release, release_namespace, plane.kubeconfig)
+            plane.kubectl(
+                "delete", "namespace", watched, release_namespace, "--wait=false", check=False
+            )
