@@ -2,8 +2,9 @@
 
     PYTHONPATH=tests:. .venv/bin/python -m demo [--keep] [--state-dir DIR] [--plain]
 
-Builds the tools if they are not cached, starts PostgreSQL with River, the control plane and
-two node agents, installs the chart, runs the operator as the chart's ServiceAccount, plays the
+Builds the tools and the real node's images if they are not cached, starts PostgreSQL with
+River, the control plane, two node agents and the real node (kubelet, containerd, runc),
+installs the operator with `helm install` from its own image onto the real node, plays the
 scenario of demo.scenario and prints the timeline, `kubectl get jp`, the River rows and a
 summary against River's own rescuer. Then it stops everything, unless --keep.
 """
@@ -22,8 +23,10 @@ from typing import IO
 from demo.output import Narrator
 from demo.report import river_rows, summary
 from demo.scenario import POLICY, Demo, Outcome, Stage, problems
-from devenv import env, procs
+from devenv import env, procs, realnode
 from devenv.nodeagent import NodeAgentHandle
+from devenv.realnode import NODE_NAME
+from devenv.realnode_images import built_images
 from devenv.tools import repo_root
 from devenv.worker import build_worker
 
@@ -35,6 +38,11 @@ TOOLS = (
     "kubectl",
     "helm",
     "river",
+    # The real node's.
+    "kubelet",
+    "containerd",
+    "runc",
+    "cni",
 )
 STEADY_NODE, DOOMED_NODE = env.node_name(1), env.node_name(2)
 
@@ -64,6 +72,11 @@ def build_tools(out: Narrator) -> None:
             raise RuntimeError(f"tools/build.sh {name} failed: {' '.join(said[-5:])}")
     out.step("the example River worker (go build when its sources changed)")
     build_worker()
+    out.step(
+        "images: operator (the repository's Dockerfile), worker, pause; built once with buildah"
+        " (a first build takes minutes)"
+    )
+    built_images()
 
 
 def _pass_on(stream: IO[str], out: Narrator, said: list[str]) -> None:
@@ -82,8 +95,12 @@ def fresh_state(state_dir: Path, out: Narrator) -> None:
 
 
 def start(state_dir: Path, out: Narrator) -> Demo:
-    out.step("PostgreSQL with River's schema, the control plane, node agents node-1 and node-2")
-    environment = env.up(state_dir, nodes=2)
+    out.step(
+        "PostgreSQL with River's schema, the control plane, node agents node-1 and node-2, and"
+        f" the real node {NODE_NAME} (kubelet, containerd, runc, CNI bridge)"
+    )
+    environment = env.up(state_dir, nodes=2, real_node=True)
+    assert environment.real_site is not None
     timings = ", ".join(f"{k} {v:.0f}s" for k, v in environment.timings.items())
     out.step(f"environment ready ({timings})")
     stage = Stage(
@@ -93,6 +110,7 @@ def start(state_dir: Path, out: Narrator) -> Demo:
         worker=build_worker(),
         steady_node=STEADY_NODE,
         doomed_node=NodeAgentHandle.attach(state_dir, DOOMED_NODE),
+        real=environment.real_site,
     )
     return Demo(stage, out)
 
@@ -117,6 +135,7 @@ def report(demo: Demo, outcome: Outcome, out: Narrator) -> list[str]:
 def keep_instructions(state_dir: Path, demo: Demo, out: Narrator, succeeded: bool) -> None:
     root = repo_root()
     namespace = demo.stage.namespace
+    operator_logs = realnode.home(state_dir) / "pod-logs" / f"{demo.stage.release_namespace}_*"
     out.heading("The environment keeps running (--keep)")
     if succeeded:
         # Something for `lifeguard explain` to show: a healthy job that runs for an hour.
@@ -127,9 +146,11 @@ def keep_instructions(state_dir: Path, demo: Demo, out: Narrator, succeeded: boo
 kubectl get jp -n {namespace}
 kubectl describe jp {POLICY} -n {namespace}
 {root / ".venv" / "bin" / "lifeguard"} explain {POLICY} -n {namespace}
-kubectl get pods -n {namespace} -o wide
+kubectl get pods -A -o wide
 psql "$DATABASE_URL" -c 'SELECT id, kind, state, attempt, errors FROM river_job ORDER BY id'
 logs: {procs.log_dir(state_dir)}
+the operator's pod logs (the real kubelet's files; `kubectl logs` does not reach it here):
+  {operator_logs}
 stop: make devenv-down STATE_DIR={state_dir}"""
     )
 

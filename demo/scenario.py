@@ -1,8 +1,10 @@
 """The demo's story: workers, a mix of jobs, four failures injected one after another.
 
-`Demo.set_up()` installs the chart and runs the operator under its identity, applies a policy
-with second-scale timings and starts the worker pods; `Demo.play()` enqueues the jobs, injects
-an OOM kill, a node failure, a frozen process and a stuck job, waits for Lifeguard to handle
+`Demo.set_up()` installs the operator with `helm install` from its own image onto the real
+node (kubelet, containerd, runc), applies a policy with second-scale timings and starts the
+worker pods: the importer on the real node from the worker image, the others on node agents
+(one of which will die). `Demo.play()` enqueues the jobs, injects an OOM kill (reported by the
+real kubelet), a node failure, a frozen process and a stuck job, waits for Lifeguard to handle
 each, lets a standby worker finish what was retried, and returns the `Outcome`. `make demo`
 and tests/e2e/test_demo.py run this same code.
 """
@@ -22,11 +24,13 @@ import yaml
 
 from demo.output import Narrator
 from demo.timeline import Decision, Timeline
-from devenv.chart import install_chart, start_chart_operator, uninstall_chart
+from devenv import helm
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
 from devenv.nodeagent.kube import KubeClient
-from devenv.operator import OperatorProcess
+from devenv.realnode import NODE_NAME
+from devenv.realnode_relay import Relay, start_relay_daemon
+from devenv.realnode_world import RealScenario, RealSite, install_operator
 from devenv.scenario import (
     Scenario,
     fast_policy_spec,
@@ -73,7 +77,9 @@ def policy_yaml(namespace: str, spec: Json) -> str:
 
 @dataclass(frozen=True)
 class Stage:
-    """Where the demo plays: a cluster with a steady node and a node that will die."""
+    """Where the demo plays: a cluster with the real node, a steady node agent and a node
+    agent that will die; `database_url` is on the PostgreSQL cluster whose socket folder the
+    real node's pods mount (`real.socket_dir`)."""
 
     plane: ControlPlane
     database_url: str
@@ -81,10 +87,10 @@ class Stage:
     worker: Path
     steady_node: str
     doomed_node: NodeAgentHandle
+    real: RealSite
     namespace: str = "demo"
     release: str = "river-lifeguard"
     release_namespace: str = "lifeguard-system"
-    operator_name: str = "operator"
 
 
 @dataclass
@@ -146,7 +152,12 @@ class Demo:
             dsn=stage.database_url,
             worker=stage.worker,
         )
-        self.operator: OperatorProcess | None = None
+        # Worker pods on the real node, in the same namespace and database.
+        self.real_world = RealScenario.on(
+            stage.real, stage.plane, stage.namespace, stage.database_url, stage.worker
+        )
+        # The operator pods' way to the apiserver and PostgreSQL on the host's loopback.
+        self.relays: list[Relay] = []
         self.timeline = Timeline(self.world, POLICY, out)
         self.kinds: dict[int, str] = {}
 
@@ -158,41 +169,50 @@ class Demo:
         world.create_secret(SECRET, stage.database_url)
         migrate_heartbeats(stage.database_url)
 
-        out.step(f"helm install {stage.release} charts/river-lifeguard (CRD, ServiceAccount, RBAC)")
-        account = install_chart(
-            stage.plane, stage.release, stage.release_namespace, [stage.namespace]
-        )
+        image = stage.real.node.images["operator"].reference
         out.step(
-            f"operator: lifeguard run --namespace {stage.namespace}, as"
-            f" system:serviceaccount:{stage.release_namespace}:{account}"
+            f"helm install {stage.release} charts/river-lifeguard: CRD, ServiceAccount, RBAC and"
+            f" the operator's Deployment, image {image}, on node {NODE_NAME} (kubelet,"
+            f" containerd, runc); namespace {stage.release_namespace} enforces the restricted"
+            " Pod Security Standard"
         )
-        self.operator = start_chart_operator(
+        self.relays = install_operator(
             stage.plane,
-            stage.state_dir,
-            account,
+            stage.real.node,
+            stage.release,
             stage.release_namespace,
             [stage.namespace],
-            release=stage.release,
-            name=stage.operator_name,
+            [stage.real.database_port],
+            open_relay=self._relay,
         )
 
         out.step(f"kubectl apply: JobPolicy {POLICY}, with second-scale timings for the demo")
         spec = demo_policy_spec()
         out.block(policy_yaml(stage.namespace, spec))
         world.apply_policy(POLICY, spec)
-        world.wait_condition(POLICY, "Ready", "True", timeout=60)
+        # Ready once the operator's pod runs and has checked the policy (its first start on
+        # a loaded machine takes a while).
+        world.wait_condition(POLICY, "Ready", "True", timeout=180)
 
         steady, doomed = stage.steady_node, stage.doomed_node.node_name
-        for name, queue, node, extra in (
-            ("reports", "reports", steady, {}),
-            ("importer", "imports", steady, {"memory": "96Mi"}),
-            ("billing", "billing", doomed, {}),
-            ("mailer", "mail", steady, {"grace_seconds": 2}),
-            ("indexer", "index", steady, {}),
+        worker_image = stage.real.node.images["worker"].reference
+        out.step(
+            f"worker pod importer on {NODE_NAME}: queue imports, memory limit 96Mi, image"
+            f" {worker_image}"
+        )
+        self.real_world.worker_pod("importer", "imports", memory="96Mi")
+        for name, queue, node, grace in (
+            ("reports", "reports", steady, 5),
+            ("billing", "billing", doomed, 5),
+            ("mailer", "mail", steady, 2),
+            ("indexer", "index", steady, 5),
         ):
-            limit = f", memory limit {extra['memory']}" if "memory" in extra else ""
-            out.step(f"worker pod {name} on {node}: queue {queue}{limit}")
-            world.worker_pod(name, queue, node=node, **extra)
+            out.step(f"worker pod {name} on {node} (node agent): queue {queue}")
+            world.worker_pod(name, queue, node=node, grace_seconds=grace)
+
+    def _relay(self, uid: str, pid: int, ports: list[int]) -> Relay:
+        """A relay daemon: it outlives this process when the demo keeps running (--keep)."""
+        return start_relay_daemon(self.stage.state_dir, f"operator-{uid[:8]}", pid, ports)
 
     # -- the story -----------------------------------------------------------------------
     def enqueue(self, kind: str, args: Json, queue: str) -> int:
@@ -287,7 +307,8 @@ class Demo:
     def _oom(self) -> Injection:
         job_id = self._start(
             "OOM kill",
-            "an import job allocates memory until its pod's 96Mi limit; the kernel kills it",
+            f"an import job on {NODE_NAME} allocates memory until its pod's 96Mi limit; the"
+            " kernel kills it, the real kubelet reports OOMKilled",
             "eat",
             {"mb_per_step": 16, "step_ms": 300},
             "imports",
@@ -383,23 +404,25 @@ class Demo:
         return done.stdout if done.returncode == 0 else done.stderr
 
     def close(self, remove: Callable[[], None] | None = None) -> None:
-        """Stops the timeline and the operator; `remove` also deletes what set_up made."""
+        """Stops the timeline and the relays; `remove` also deletes what set_up made."""
         self.timeline.stop()
-        if self.operator is not None:
-            self.operator.stop()
-            self.operator = None
+        for relay in self.relays:
+            relay.close()
+        self.relays = []
         if remove is not None:
             remove()
 
     def remove(self) -> None:
         """Deletes the namespace and uninstalls the chart (for a shared cluster, as in tests)."""
-        for pod in self.world.pods:
+        for pod in [*self.world.pods, *self.real_world.pods]:
             self.world.plane.kubectl(
                 "delete", "pod", pod, "-n", self.stage.namespace, "--wait=false",
                 "--grace-period=0", "--force", check=False,
             )  # fmt: skip
         self.world.cleanup()
-        uninstall_chart(self.stage.plane, self.stage.release, self.stage.release_namespace)
+        helm.uninstall(
+            self.stage.release, self.stage.release_namespace, self.stage.plane.kubeconfig
+        )
         self.stage.plane.kubectl(
             "delete", "namespace", self.stage.release_namespace, "--wait=false", check=False
         )

@@ -1,8 +1,9 @@
 """The demo's scenario (`make demo`) end to end, with plain output, and what it must show.
 
-The same code as `python -m demo` (`make demo`) plays here on the session's cluster: the chart
-installed with helm, the operator running as the chart's ServiceAccount, four failures injected
-one after another next to long healthy jobs. A second node agent is started to be killed.
+The same code as `python -m demo` (`make demo`) plays here on the session's cluster: a real
+node joins it (with a PostgreSQL cluster whose socket its pods mount), the operator is installed
+by helm from its own image onto it, and four failures are injected one after another next to
+long healthy jobs, the OOM kill on the real node. A second node agent is started to be killed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from demo.output import Narrator
 from demo.report import river_rows, summary
 from demo.scenario import Demo, Outcome, Stage, problems
 
+from devenv import realnode, river
 from devenv.controlplane import ControlPlane
 from devenv.nodeagent import NodeAgentHandle
+from devenv.realnode_world import real_site
 from devenv.scenario import lifeguard_errors, untouched
 
 pytestmark = pytest.mark.e2e
 
-RiverDatabase = Callable[..., str]
 StartAgent = Callable[[str], NodeAgentHandle]
 NAMESPACE, RELEASE_NAMESPACE = "demo-e2e", "demo-e2e-system"
 
@@ -39,31 +41,33 @@ class Played:
 def played(
     state_dir: Path,
     control_plane: ControlPlane,
-    river_database: RiverDatabase,
     worker_binary: Path,
     node_agents: list[NodeAgentHandle],
     start_agent: StartAgent,
 ) -> Iterator[Played]:
-    stage = Stage(
-        plane=control_plane,
-        database_url=river_database(),
-        state_dir=state_dir,
-        worker=worker_binary,
-        steady_node=node_agents[0].node_name,
-        doomed_node=start_agent("node-demo-doomed"),
-        namespace=NAMESPACE,
-        release_namespace=RELEASE_NAMESPACE,
-        operator_name="operator-demo",
-    )
-    out = Narrator(stream=io.StringIO(), color=False)
-    demo = Demo(stage, out)
-    try:
-        demo.set_up()
-        outcome = demo.play()
-        yield Played(demo, outcome, out)
-    finally:
-        print("\n".join(out.lines))
-        demo.close(demo.remove)
+    with real_site(state_dir / "demo-real", control_plane) as (cluster, site):
+        database_url = cluster.create_database("demo")
+        river.migrate(database_url)
+        stage = Stage(
+            plane=control_plane,
+            database_url=database_url,
+            state_dir=state_dir,
+            worker=worker_binary,
+            steady_node=node_agents[0].node_name,
+            doomed_node=start_agent("node-demo-doomed"),
+            real=site,
+            namespace=NAMESPACE,
+            release_namespace=RELEASE_NAMESPACE,
+        )
+        out = Narrator(stream=io.StringIO(), color=False)
+        demo = Demo(stage, out)
+        try:
+            demo.set_up()
+            outcome = demo.play()
+            yield Played(demo, outcome, out)
+        finally:
+            print("\n".join(out.lines))
+            demo.close(demo.remove)
 
 
 def test_the_demo_goes_as_told(played: Played) -> None:
@@ -129,17 +133,31 @@ def test_long_healthy_jobs_run_once_untouched(played: Played) -> None:
         assert not [d for d in outcome.decisions if d.job_id == job_id]
 
 
-def test_operator_runs_as_the_charts_service_account(played: Played) -> None:
+def test_operator_runs_from_its_image_on_the_real_node_as_the_charts_service_account(
+    played: Played,
+) -> None:
     stage = played.demo.stage
-    kubeconfig = stage.state_dir / f"{stage.operator_name}.kubeconfig"
+    pods = stage.plane.kubectl_json(
+        "get", "pods", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={stage.release}"
+    )["items"]
 
-    who = stage.plane.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                              kubeconfig=kubeconfig)  # fmt: skip
+    assert pods
+    for pod in pods:  # type: ignore[attr-defined]
+        assert pod["spec"]["nodeName"] == realnode.NODE_NAME
+        assert pod["spec"]["containers"][0]["image"] == stage.real.node.images["operator"].reference
+        assert pod["spec"]["serviceAccountName"] == "river-lifeguard"
+        logs = realnode.pod_logs(
+            stage.real.node.state_dir, RELEASE_NAMESPACE, pod["metadata"]["name"]
+        )
+        assert logs, "the real kubelet wrote no log for the operator's pod"
+        assert not [f for f in logs if "Forbidden" in f.read_text()]
 
-    assert who.stdout == f"system:serviceaccount:{RELEASE_NAMESPACE}:river-lifeguard"
-    operator = played.demo.operator
-    assert operator is not None
-    assert "Forbidden" not in operator.log_text()
+
+def test_oom_kill_was_read_from_the_real_kubelet(played: Played) -> None:
+    pod = played.demo.world.pod("importer") or {}
+    assert pod["spec"]["nodeName"] == realnode.NODE_NAME
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["reason"] == "OOMKilled"
 
 
 def test_report_compares_every_failure_with_rivers_rescuer(played: Played) -> None:
