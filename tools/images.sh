@@ -13,6 +13,10 @@
 # `ctr images import` reads), where <key> is a digest of everything that goes into it, so a
 # second run builds nothing and a source change builds only what it touches.
 # Prints "<name> <reference> <archive>" for each image on stdout; progress goes to stderr.
+#
+# Archives of other keys (older sources) are pruned when an image is built: those no run has
+# used for LIFEGUARD_IMAGE_KEEP_HOURS hours (default 24; every run that uses an archive touches
+# it), so worktrees of other versions that are in use keep theirs; the current one never goes.
 # Needs root (debootstrap, buildah's chroot isolation); `make node-packages` installs buildah
 # and debootstrap.
 set -euo pipefail
@@ -32,6 +36,7 @@ BASE_MIRROR=${LIFEGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3.11-venv (+ python3-distutils, which provides its virtual python3.11-distutils): ensurepip,
 # for the Dockerfile's build virtualenv.
 BASE_PACKAGES=python3.11,python3.11-venv,python3-distutils,python-is-python3,ca-certificates
+KEEP_HOURS=${LIFEGUARD_IMAGE_KEEP_HOURS:-24}
 
 for tool in buildah debootstrap go; do
 	command -v $tool >/dev/null || {
@@ -137,12 +142,34 @@ key() {
 	esac
 }
 
+# base_ref KEY: the base image's reference (it stays in buildah's store for the FROM of the
+# operator's build).
+base_ref() {
+	echo "localhost/lifeguard-python:3.11-$BASE_SUITE-$1"
+}
+
+# prune NAME CURRENT: removes NAME's archives other than CURRENT unused for KEEP_HOURS (and an
+# old base from buildah's store with its archive).
+prune() {
+	local name=$1 current=$2 old
+	for old in "$images/$name"-*.tar; do
+		[[ -f $old && $old != "$current" ]] || continue
+		[[ -n $(find "$old" -maxdepth 0 -mmin +$((KEEP_HOURS * 60))) ]] || continue
+		rm -f "$old"
+		echo "pruned $old (unused for ${KEEP_HOURS}h)" >&2
+		if [[ $name == base ]]; then
+			local k=${old##*/base-}
+			buildah rmi "$(base_ref "${k%.tar}")" >/dev/null 2>&1 || true
+		fi
+	done
+}
+
 # image NAME: builds NAME unless its archive is cached; prints "<name> <ref> <archive>".
 image() {
 	local name=$1 k ref archive
 	k=$(key "$name")
 	case $name in
-	base) ref=localhost/lifeguard-python:3.11-$BASE_SUITE-$k ;;
+	base) ref=$(base_ref "$k") ;;
 	operator) ref=localhost/river-lifeguard:dev-$k ;;
 	*) ref=localhost/lifeguard-$name:$k ;;
 	esac
@@ -160,6 +187,9 @@ image() {
 		echo "built image $name in $((SECONDS - start))s -> $archive ($(du -h "$archive" | cut -f1))" >&2
 		# The archive is the cache; buildah's store keeps only the base (a later FROM).
 		[[ $name == base ]] || buildah rmi "$ref" >/dev/null 2>&1 || true
+		prune "$name" "$archive"
+	else
+		touch "$archive" # used: kept by other versions' prunes
 	fi
 	echo "$name $ref $archive"
 }
