@@ -105,9 +105,11 @@ devenv: venv postgres tools $(if $(REAL_NODE),node-tools images)
 devenv-down: venv
 	PYTHONPATH=tests $(PY) -m devenv down --state-dir $(or $(STATE_DIR),build/devenv)
 
-# Lifeguard's main job on the local environment, in about two minutes once the tools are
-# cached (demo/). KEEP=1 leaves the environment running and says how to use it.
-demo: venv postgres tools
+# Lifeguard's main job on the local environment, with the real node (the operator installed by
+# Helm from its image, an OOM kill read from the real kubelet), in about 3 minutes once the tools
+# and images are cached (demo/); a first run builds them and says so as it goes. KEEP=1 leaves
+# the environment running and says how to use it.
+demo: venv postgres tools node-packages
 	PYTHONPATH=tests:. $(PY) -m demo $(if $(KEEP),--keep)
 
 clean:
