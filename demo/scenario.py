@@ -210,9 +210,9 @@ class Demo:
             out.step(f"worker pod {name} on {node} (node agent): queue {queue}")
             world.worker_pod(name, queue, node=node, grace_seconds=grace)
 
-    def _relay(self, uid: str, pid: int, ports: list[int]) -> Relay:
+    def _relay(self, uid: str, _pid: int, ports: list[int]) -> Relay:
         """A relay daemon: it outlives this process when the demo keeps running (--keep)."""
-        return start_relay_daemon(self.stage.state_dir, f"operator-{uid[:8]}", pid, ports)
+        return start_relay_daemon(self.stage.state_dir, f"operator-{uid[:8]}", uid, ports)
 
     # -- the story -----------------------------------------------------------------------
     def enqueue(self, kind: str, args: Json, queue: str) -> int:

@@ -15,7 +15,8 @@ Which node runs what:
   kubelet, containerd, runc and the CNI bridge plugin built from their Go modules, running
   images built with buildah (tools/images.sh): the operator installed by `helm install` from
   its own image under the restricted Pod Security Standard, and worker pods from the worker
-  image. tests/e2e/test_real_node.py and the bench's `realnode` section run on it: every
-  container status there (OOMKilled, exit codes, restarts, eviction, graceful termination)
-  comes from the real kubelet.
+  image. tests/e2e/test_real_node.py, the demo's operator and OOM kill (demo/, `make demo`)
+  and the bench's `realnode` section run on it (`python -m devenv up --real-node` starts it
+  for people): every container status there (OOMKilled, exit codes, restarts, eviction,
+  graceful termination) comes from the real kubelet.
 """

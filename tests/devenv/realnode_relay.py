@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,31 +168,48 @@ class RelayDaemon:
         self.daemon.stop()
 
 
-def start_relay_daemon(state_dir: Path, name: str, pid: int, ports: Iterable[int]) -> RelayDaemon:
-    """Starts `python -m devenv.realnode_relay` for the pod of `pid`; waits until it listens."""
+def start_relay_daemon(
+    state_dir: Path, name: str, pod_uid: str, ports: Iterable[int]
+) -> RelayDaemon:
+    """Starts `python -m devenv.realnode_relay` for the pod `pod_uid`; waits until it listens."""
     tests_dir = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
-    }
-    argv = [sys.executable, "-m", "devenv.realnode_relay", str(pid), *map(str, ports)]
-    daemon = procs.start_daemon(state_dir, RELAY_PREFIX + name, argv, env=env)
+    path = os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")])
+    argv = [sys.executable, "-m", "devenv.realnode_relay", pod_uid, *map(str, ports)]
+    daemon = procs.start_daemon(
+        state_dir, RELAY_PREFIX + name, argv, env={**os.environ, "PYTHONPATH": path}
+    )
     procs.wait_ready(
-        daemon, lambda: _READY in daemon.log_tail(5), timeout=30, what="listening in the pod"
+        daemon, lambda: _READY in daemon.log_tail(5), timeout=60, what="listening in the pod"
     )
     return RelayDaemon(daemon)
+
+
+def _open_in_pod(pod_uid: str, ports: list[int], timeout: float) -> LoopbackRelay:
+    """A relay into the pod's network namespace, through any of its processes: one found may
+    be short-lived (a container being created), so a vanished one means look again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = pod_pid(pod_uid)
+        if pid is not None:
+            try:
+                return LoopbackRelay(pid, ports)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no process of pod {pod_uid} to relay into within {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devenv.realnode_relay",
-        description="Relays 127.0.0.1:PORT inside the network namespace of PID to the host's.",
+        description="Relays 127.0.0.1:PORT inside a pod's network namespace to the host's.",
     )
-    parser.add_argument("pid", type=int)
+    parser.add_argument("pod_uid")
     parser.add_argument("ports", type=int, nargs="+")
     args = parser.parse_args(argv)
-    relay = LoopbackRelay(args.pid, args.ports)
-    print(f"{_READY} 127.0.0.1:{args.ports} of process {args.pid}'s network namespace", flush=True)
+    relay = _open_in_pod(args.pod_uid, args.ports, timeout=30)
+    print(f"{_READY} 127.0.0.1:{args.ports} in pod {args.pod_uid}", flush=True)
     # The relay's threads do the work; SIGTERM (procs.stop_pid_file) ends the process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
