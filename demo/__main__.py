@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -76,7 +77,29 @@ def build_tools(out: Narrator) -> None:
         "images: operator (the repository's Dockerfile), worker, pause; built once with buildah"
         " (a first build takes minutes)"
     )
-    built_images()
+    _saying_it_goes_on(out, "images", built_images)
+
+
+def _saying_it_goes_on(out: Narrator, what: str, work: Callable[[], object]) -> None:
+    """Runs `work`, with a line every 30 s while it lasts (a first build takes minutes)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # raised again below, in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    began = time.monotonic()
+    worker.start()
+    while True:
+        worker.join(timeout=30)
+        if not worker.is_alive():
+            break
+        out.step(f"still building {what} ({time.monotonic() - began:.0f}s so far)")
+    if failure:
+        raise failure[0]
 
 
 def _pass_on(stream: IO[str], out: Narrator, said: list[str]) -> None:

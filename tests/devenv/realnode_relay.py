@@ -184,7 +184,7 @@ def start_relay_daemon(
     return RelayDaemon(daemon)
 
 
-def _open_in_pod(pod_uid: str, ports: list[int], timeout: float) -> LoopbackRelay:
+def open_in_pod(pod_uid: str, ports: list[int], timeout: float) -> LoopbackRelay:
     """A relay into the pod's network namespace, through any of its processes: one found may
     be short-lived (a container being created), so a vanished one means look again."""
     deadline = time.monotonic() + timeout
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pod_uid")
     parser.add_argument("ports", type=int, nargs="+")
     args = parser.parse_args(argv)
-    relay = _open_in_pod(args.pod_uid, args.ports, timeout=30)
+    relay = open_in_pod(args.pod_uid, args.ports, timeout=30)
     print(f"{_READY} 127.0.0.1:{args.ports} in pod {args.pod_uid}", flush=True)
     # The relay's threads do the work; SIGTERM (procs.stop_pid_file) ends the process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

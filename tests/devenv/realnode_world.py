@@ -24,7 +24,7 @@ from devenv.controlplane import ControlPlane
 from devenv.nodeagent.kube import KubeClient
 from devenv.postgres import PostgresCluster
 from devenv.realnode import NODE_NAME, TAINT_KEY, RealNode
-from devenv.realnode_relay import LoopbackRelay, Relay, pod_pid
+from devenv.realnode_relay import Relay, open_in_pod, pod_pid
 from devenv.scenario import Json, Scenario, migrate_heartbeats, wait_for
 
 REAL_NODE_TAINT = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
@@ -188,9 +188,9 @@ class RealScenario(Scenario):
 OpenRelay = Callable[[str, int, list[int]], Relay]
 
 
-def in_process_relay(_uid: str, pid: int, ports: list[int]) -> Relay:
+def in_process_relay(uid: str, _pid: int, ports: list[int]) -> Relay:
     """A relay that lives as long as this process (tests); see realnode_relay."""
-    return LoopbackRelay(pid, ports)
+    return open_in_pod(uid, ports, timeout=30)
 
 
 def install_operator(
