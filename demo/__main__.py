@@ -21,9 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from demo.expected import problems
 from demo.output import Narrator
 from demo.report import river_rows, summary
-from demo.scenario import POLICY, Demo, Outcome, Stage, problems
+from demo.scenario import POLICY, Demo, Outcome, Stage
 from devenv import env, procs, realnode
 from devenv.nodeagent import NodeAgentHandle
 from devenv.realnode import NODE_NAME

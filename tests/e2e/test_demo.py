@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from demo.expected import problems
 from demo.output import Narrator
 from demo.report import river_rows, summary
-from demo.scenario import Demo, Outcome, Stage, problems
+from demo.scenario import Demo, Outcome, Stage
 
 from devenv import realnode, river
 from devenv.controlplane import ControlPlane

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from demo.expected import problems
 from demo.output import Narrator
 from demo.report import summary
-from demo.scenario import Injection, Outcome, problems
+from demo.scenario import Injection, Outcome
 from demo.timeline import Decision
 
 Json = dict[str, Any]
