@@ -47,8 +47,7 @@ def played(
     start_agent: StartAgent,
 ) -> Iterator[Played]:
     with real_site(state_dir / "demo-real", control_plane) as (cluster, site):
-        database_url = cluster.create_database("demo")
-        river.migrate(database_url)
+        database_url = river.create_database(cluster, "demo")
         stage = Stage(
             plane=control_plane,
             database_url=database_url,
