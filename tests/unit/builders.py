@@ -293,9 +293,18 @@ class JobBuilder:
         reason: str = "BeatStale",
         message: str = "pod worker-1 on node n1 is running but its last beat was 31s ago",
         pod_uid: str = "",
+        namespace: str = "jobs",
     ) -> JobBuilder:
         """Lifeguard recorded (metadata lifeguard:action) that it restarts this job's pod."""
-        own = OwnAction(Action.RESTART_POD, cause, reason, message, pod=pod_name, pod_uid=pod_uid)
+        own = OwnAction(
+            Action.RESTART_POD,
+            cause,
+            reason,
+            message,
+            pod=pod_name,
+            pod_uid=pod_uid,
+            namespace=namespace,
+        )
         return self._job(own_action=own.to_json())
 
     # limits

@@ -7,7 +7,7 @@ from dataclasses import replace
 from builders import SnapshotBuilder, ago, pod, policy_spec, running_job, snapshot
 
 from lifeguard.model.conditions import OVERLAPPING, ConditionStatus
-from lifeguard.model.enums import Unattributed
+from lifeguard.model.enums import Action, Cause, Unattributed
 from lifeguard.model.ownership import Claim, PolicyFacts
 from lifeguard.model.selectors import JobSelector
 from lifeguard.reconcile import Effects, ReconcileState, reconcile
@@ -164,3 +164,31 @@ def test_a_dead_pods_job_is_not_judged_on_its_live_namesake_in_another_namespace
         assert effects.actions == ()
         [(_, ownership)] = effects.not_judged
         assert ownership.claim is Claim.AMBIGUOUS
+
+
+# Lifeguard restarted w-9 for its frozen job, then the operator restarted before it retried the
+# job: the new inventory never saw w-9, so no pod anywhere names the job's namespace.
+RESTARTED = (
+    running_job(job_id=9).beat_age(300).lifeguard_restarted(pod_name="w-9").pod_unknown("w-9")
+)
+
+
+def test_a_job_whose_pod_lifeguard_restarted_stays_home_when_the_pod_is_forgotten() -> None:
+    _, effects = run(snapshot(RESTARTED).among(ME, TEAM_B))
+
+    [(_, verdict)] = effects.judged
+    assert (verdict.cause, verdict.reason) == (Cause.UNRESPONSIVE, "BeatStale")
+    assert "Lifeguard restarted pod w-9" in verdict.message
+    assert [(a.job_id, a.action) for a in effects.actions] == [(9, Action.RETRY)]
+    _, elsewhere = run(snapshot(RESTARTED).among(ME, TEAM_B, me="team-b/rescue"))
+    assert elsewhere.judged == ()
+    assert [o.claim for _, o in elsewhere.not_judged] == [Claim.OTHER_NAMESPACE]
+
+
+def test_a_namesake_in_another_namespace_does_not_take_a_restarted_pods_job() -> None:
+    namesake = pod("w-9").in_namespace("team-b")
+    for me in ("jobs/rescue", "team-b/rescue"):
+        _, effects = run(snapshot(RESTARTED).pod(namesake).among(ME, TEAM_B, me=me))
+
+        assert effects.actions == ()
+        assert [o.claim for _, o in effects.not_judged] == [Claim.AMBIGUOUS]

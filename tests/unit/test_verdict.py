@@ -3,6 +3,7 @@
 import pytest
 from builders import JobBuilder, PodBuilder, node, owner_job, pod, running_job
 
+from lifeguard.model.client_id import client_prefix
 from lifeguard.model.enums import Cause
 from lifeguard.verdict import decide
 
@@ -449,6 +450,9 @@ JOBS = [
     ),
 ]
 
+# A Job's pod whose name is longer than River keeps in a client ID: the client names a prefix.
+LONG_POD_NAME = "nightly-invoice-reconciliation-for-every-tenant-of-the-fleet-29304811-x7k2p"
+
 # Lifeguard's own restart: the pod's death afterwards keeps the cause Lifeguard acted on.
 OWN_ACTIONS = [
     case(
@@ -469,6 +473,15 @@ OWN_ACTIONS = [
     case(
         "pod_lifeguard_restarted_and_no_longer_known_is_the_original_cause",
         running_job().beat_age(40).lifeguard_restarted().pod_unknown(),
+        UNRESPONSIVE,
+        "BeatStale",
+    ),
+    case(
+        "pod_with_a_long_name_lifeguard_restarted_and_no_longer_known_is_the_original_cause",
+        running_job()
+        .beat_age(40)
+        .lifeguard_restarted(pod_name=LONG_POD_NAME)
+        .pod_unknown(client_prefix(LONG_POD_NAME)),
         UNRESPONSIVE,
         "BeatStale",
     ),

@@ -14,6 +14,7 @@ later death of that pod (its node lost, a user's deletion) keeps its own cause.
 import json
 from dataclasses import dataclass
 
+from lifeguard.model.client_id import client_prefix
 from lifeguard.model.enums import Action, Cause
 
 OWN_ACTION_KEY = "lifeguard:action"
@@ -31,6 +32,9 @@ class OwnAction:
     # (a StatefulSet's) is not the pod Lifeguard restarted.
     pod: str | None = None
     pod_uid: str = ""
+    # The pod's namespace: the job's home once no pod of that name is known any more (the
+    # operator restarted after the eviction), so the policy that acted retries the job.
+    namespace: str = ""
 
     def to_json(self) -> str:
         """The record's JSON (the database adds the time it was written, "at")."""
@@ -42,8 +46,16 @@ class OwnAction:
                 "message": self.message,
                 "pod": self.pod,
                 "pod_uid": self.pod_uid,
+                "namespace": self.namespace,
             }
         )
+
+    def restarted_namespace(self, prefix: str) -> str | None:
+        """The namespace of the pod Lifeguard restarted, when that pod has the client prefix
+        `prefix` (records written before namespaces were kept have none)."""
+        if self.action is not Action.RESTART_POD or not self.namespace or self.pod is None:
+            return None
+        return self.namespace if client_prefix(self.pod) == prefix else None
 
     def describe(self) -> str:
         """ "Lifeguard restarted pod mailer" / "Lifeguard cancelled the job"."""
@@ -71,6 +83,7 @@ def parse_own_action(text: str | None) -> OwnAction | None:
             message=str(raw["message"]),
             pod=str(pod) if pod is not None else None,
             pod_uid=str(raw.get("pod_uid") or ""),
+            namespace=str(raw.get("namespace") or ""),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return None

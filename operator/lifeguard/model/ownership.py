@@ -132,18 +132,32 @@ class Home:
     ambiguous: tuple[str, ...] = ()
 
 
-def home_of(prefix: str | None, client_started: datetime | None, pods: Iterable[PodFacts]) -> Home:
-    """The home of a job from the pods (live and deleted, every namespace) with its prefix."""
+def home_of(
+    prefix: str | None,
+    client_started: datetime | None,
+    pods: Iterable[PodFacts],
+    restarted_in: str | None = None,
+) -> Home:
+    """The home of a job from the pods (live and deleted, every namespace) with its prefix.
+
+    `restarted_in`: the namespace of the pod Lifeguard restarted for this attempt (its record
+    says so), which ran the client whether or not the pod is still known: an operator that
+    restarted since the eviction knows no pod, and the policy that acted must still retry the
+    job, not leave it unattributed."""
     if prefix is None:
         return Home(prefix=None)
     candidates = list(pods)
     namespaces = {pod.namespace for pod in candidates}
+    if restarted_in is not None:
+        namespaces.add(restarted_in)
     if len(namespaces) <= 1:
         return Home(prefix, namespace=next(iter(namespaces), None))
     # A deleted pod that ran when the client started is as plausible as a live one: its
     # namespace's jobs do not pass to a namesake elsewhere when it dies (judged on the
     # namesake, the dead pod's silent job would get a healthy pod restarted).
     plausible = {pod.namespace for pod in candidates if could_run_client(pod, client_started)}
+    if restarted_in is not None:
+        plausible.add(restarted_in)
     if len(plausible) == 1:
         return Home(prefix, namespace=plausible.pop())
     return Home(prefix, ambiguous=tuple(sorted(plausible or namespaces)))

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lifeguard.model.observation import JobFacts
+from lifeguard.model.own_action import parse_own_action
 from lifeguard.model.ownership import Judges, NotJudged, home_of, overlaps
 from lifeguard.reconcile.observe import ClientIds
 from lifeguard.reconcile.snapshot import Snapshot
@@ -41,10 +42,12 @@ def claim(jobs: Sequence[JobFacts], snapshot: Snapshot, client_ids: ClientIds) -
             home = home_of(None, None, ())
         else:
             pods = view.pods_anywhere(prefix)
+            restarted_in = _restarted_in(job, prefix)
             # The client's start tells same-named pods of two namespaces apart; reading it
             # costs more than the rest, so only then.
-            mapped = client_ids.map(job.client_id) if len(pods) > 1 else None
-            home = home_of(prefix, mapped[1] if mapped else None, pods)
+            several = len(pods) + (restarted_in is not None) > 1
+            mapped = client_ids.map(job.client_id) if several else None
+            home = home_of(prefix, mapped[1] if mapped else None, pods, restarted_in)
         ownership = judges.ownership(job, home, me)
         if ownership.owned:
             owned.append(job)
@@ -53,3 +56,9 @@ def claim(jobs: Sequence[JobFacts], snapshot: Snapshot, client_ids: ClientIds) -
     return Claimed(
         tuple(owned), tuple(not_judged), overlaps(ownership for _, ownership in not_judged)
     )
+
+
+def _restarted_in(job: JobFacts, prefix: str) -> str | None:
+    """The namespace of the pod with this prefix that Lifeguard restarted for the attempt."""
+    own = parse_own_action(job.own_action) if job.own_action else None
+    return own.restarted_namespace(prefix) if own is not None else None

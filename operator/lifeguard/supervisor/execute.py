@@ -114,6 +114,7 @@ def _restart_record(action: PlannedAction) -> river_actions.ActionRecord:
         action.message,
         pod=pod.name if pod is not None else None,
         pod_uid=pod.uid if pod is not None else "",
+        namespace=pod.namespace if pod is not None else "",
     )
     return river_actions.ActionRecord(action.job_id, action.attempted_at, own.to_json())
 

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from lifeguard.model.client_id import client_prefix
 from lifeguard.model.enums import Action, Cause
 from lifeguard.model.observation import Observation, OwnerJobFacts, PodFacts
 from lifeguard.model.own_action import parse_own_action
@@ -466,8 +467,12 @@ def own_restart(case: Case, verdict: Verdict) -> Verdict:
     own = parse_own_action(case.obs.job.own_action)
     if own is None or own.action is not Action.RESTART_POD or verdict.cause not in _AFTER_RESTART:
         return verdict
-    pod_name = case.pod.name if case.pod is not None else case.obs.pod_name
-    if pod_name is None or pod_name != own.pod:
+    if case.pod is not None:
+        if case.pod.name != own.pod:
+            return verdict
+    # No pod known: the client ID names a prefix of the pod's name (all of it up to 60
+    # characters), the one Lifeguard restarted or another.
+    elif own.pod is None or case.obs.pod_name != client_prefix(own.pod):
         return verdict
     if own.pod_uid and case.pod is not None and case.pod.uid and case.pod.uid != own.pod_uid:
         return verdict  # a successor that took the name: its death is its own
