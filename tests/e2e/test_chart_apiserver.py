@@ -281,6 +281,7 @@ LEADER_ELECTION: list[tuple[str, str, str, bool]] = [
     # (verb, lease or leases/NAME, namespace, allowed): its own Lease only, and no creating.
     ("get", NAMESPACED_LEASE, NAMESPACED_HOME, True),
     ("update", NAMESPACED_LEASE, NAMESPACED_HOME, True),
+    ("watch", NAMESPACED_LEASE, NAMESPACED_HOME, True),
     ("create", "events", NAMESPACED_HOME, True),
     ("patch", NAMESPACED_LEASE, NAMESPACED_HOME, False),
     ("delete", NAMESPACED_LEASE, NAMESPACED_HOME, False),
@@ -288,6 +289,8 @@ LEADER_ELECTION: list[tuple[str, str, str, bool]] = [
     ("update", "leases.coordination.k8s.io/other", NAMESPACED_HOME, False),
     ("get", "leases.coordination.k8s.io/other", NAMESPACED_HOME, False),
     ("list", "leases.coordination.k8s.io", NAMESPACED_HOME, False),
+    ("watch", "leases.coordination.k8s.io", NAMESPACED_HOME, False),
+    ("watch", "leases.coordination.k8s.io/other", NAMESPACED_HOME, False),
     ("update", CLUSTER_LEASE, CLUSTER_HOME, False),  # the other release's
     ("update", "leases.coordination.k8s.io/kube-controller-manager", "kube-system", False),
     ("update", NAMESPACED_LEASE, WATCHED_1, False),  # the same name elsewhere

@@ -264,7 +264,7 @@ def test_leader_role_writes_only_the_releases_lease_and_cannot_create_one() -> N
     assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-         "resourceNames": [name], "verbs": ["get", "update"]},
+         "resourceNames": [name], "verbs": ["get", "update", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]  # fmt: skip
     binding = [

@@ -49,6 +49,7 @@ CHART_VALUES = {"watch": {"namespaces": [JOBS]}, "nodeSelector": NOWHERE}
 # A lost node's jobs are judged NodeLost when the restart's escalation waits longer than the
 # node's grace period, as the production default (2m) does.
 ACTIONS = {"unresponsive": {"action": "RestartPod", "then": "Retry", "after": "40s"}}
+RELEASE_SEEN = "has no holder: trying to take it at once"
 ACTION_LINE = re.compile(r"policy \S+ job (\d+) \(.*\): .* -> ")
 
 
@@ -62,6 +63,8 @@ class Replicas:
     lease: tuple[str, str]
     alive: list[OperatorProcess] = field(default_factory=list)
     started: int = 0
+    # When each replica (by PID) was started, on this process's monotonic clock.
+    started_at: dict[int, float] = field(default_factory=dict)
 
     def start(self) -> OperatorProcess:
         self.started += 1
@@ -73,6 +76,7 @@ class Replicas:
             lease=self.lease,
         )
         self.alive.append(process)
+        self.started_at[process.daemon.pid] = time.monotonic()
         return process
 
     def gone(self, process: OperatorProcess) -> None:
@@ -227,11 +231,14 @@ def test_frozen_leader_resumes_without_acting_and_steps_down(
     assert replicas.roles() == (standby, [leader])
 
 
-def test_sigterm_hands_the_lease_over_within_a_retry_period(
+def test_sigterm_hands_the_lease_over_at_once(
     ha: tuple[Scenario, Replicas],
 ) -> None:
     _, replicas = ha
     leader, (standby,) = replicas.roles()
+    # A standby jumps on a release once it has stood by for a lease duration (15 s).
+    time.sleep(max(0.0, replicas.started_at[standby.daemon.pid] + 16 - time.monotonic()))
+    leader_saw, standby_saw = (p.log_text().count(RELEASE_SEEN) for p in (leader, standby))
 
     stopped_at = time.monotonic()
     os.kill(leader.daemon.pid, signal.SIGTERM)
@@ -243,6 +250,10 @@ def test_sigterm_hands_the_lease_over_within_a_retry_period(
     leader.stop()
     replicas.gone(leader)
     assert "released Lease" in leader.log_text()
+    # The standby took over on its watch's news of the release, not at its next periodic try;
+    # the leader on its way out did not try to take back what it released.
+    assert standby.log_text().count(RELEASE_SEEN) == standby_saw + 1
+    assert leader.log_text().count(RELEASE_SEEN) == leader_saw
     replicas.start()
 
 

@@ -1,29 +1,23 @@
 """Leader election on a coordination.k8s.io/v1 Lease: one replica acts, the others wait warm.
 
-The rules live in `election` (pure); this module reads and writes the Lease and runs the
-campaign. The Lease calls get a thread of their own: the shared worker threads may be busy with
-evictions or Events when a renewal is due, and a renewal that waits its turn behind them could
-cost the leader its term.
+The rules live in `election` (pure), the Lease's reads, writes and watch in `lease_lock`; this
+module runs the campaign. A standby tries the Lease every retry period; besides, the watch tells
+it at once when a leader empties the holder on its way out, and it tries then, so a handover
+does not wait for the next try. The watch only wakes the campaign early: every decision is the
+same conditional write as a periodic try, and a watch that cannot run (forbidden, the apiserver
+gone) leaves the periodic tries as they were.
 """
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
+from typing import TypeVar
 
 from lifeguard.cluster.election import (
-    OPERATOR_LEASE_LABELS,
     ElectionTiming,
     LeaseRecord,
     Observed,
@@ -32,6 +26,7 @@ from lifeguard.cluster.election import (
     term_valid,
 )
 from lifeguard.cluster.kube import ClusterError
+from lifeguard.cluster.lease_lock import LeaseConflict, LeaseLock
 
 log = logging.getLogger(__name__)
 
@@ -41,118 +36,6 @@ log = logging.getLogger(__name__)
 CANDIDATE_JITTER = 0.2
 
 T = TypeVar("T")
-
-
-class LeaseConflict(ClusterError):
-    """The Lease changed since it was read (HTTP 409): someone else wrote it first."""
-
-
-class LeaseLock:
-    """Reads and writes one Lease; each write is conditional on the resourceVersion read."""
-
-    def __init__(
-        self, api_client: kubernetes.client.ApiClient, namespace: str, name: str, timeout: float
-    ) -> None:
-        self.namespace = namespace
-        self.name = name
-        self.uid = ""
-        self._api = kubernetes.client.CoordinationV1Api(api_client)
-        self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leader-lease")
-        self._resource_version = ""
-        self._kept_metadata: dict[str, Any] = {}
-
-    def describe(self) -> str:
-        return f"Lease {self.namespace}/{self.name}"
-
-    async def get(self) -> LeaseRecord | None:
-        try:
-            body = await self._call(
-                self._api.read_namespaced_lease, self.name, self.namespace, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise self._error("reading", exc) from None
-        return self._remember(body)
-
-    async def create(self, record: LeaseRecord) -> LeaseRecord:
-        lease = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "labels": dict(OPERATOR_LEASE_LABELS),
-            },
-            "spec": record.to_spec(),
-        }
-        try:
-            body = await self._call(
-                self._api.create_namespaced_lease, self.namespace, lease, _preload_content=False
-            )
-        except ApiException as exc:
-            raise self._error("creating", exc) from None
-        return self._remember(body)
-
-    async def update(self, record: LeaseRecord) -> LeaseRecord:
-        """Replaces the spec only if nobody wrote the Lease since this lock last read it."""
-        lease = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            # A replace writes the whole object: keep the labels and annotations it had
-            # (the chart's, by which `lifeguard explain` finds the Lease).
-            "metadata": {
-                **self._kept_metadata,
-                "name": self.name,
-                "namespace": self.namespace,
-                "resourceVersion": self._resource_version,
-            },
-            "spec": record.to_spec(),
-        }
-        try:
-            body = await self._call(
-                self._api.replace_namespaced_lease,
-                self.name,
-                self.namespace,
-                lease,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            raise self._error("updating", exc) from None
-        return self._remember(body)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        call = functools.partial(method, *args, _request_timeout=self._timeout, **kwargs)
-        loop = asyncio.get_running_loop()
-        try:
-            response = await loop.run_in_executor(self._executor, call)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterError(f"{self.describe()}: {exc}") from None
-        body: dict[str, Any] = json.loads(response.data)
-        return body
-
-    def _remember(self, body: dict[str, Any]) -> LeaseRecord:
-        metadata = body.get("metadata") or {}
-        self._resource_version = str(metadata.get("resourceVersion") or "")
-        self.uid = str(metadata.get("uid") or "")
-        self._kept_metadata = {
-            key: metadata[key] for key in ("labels", "annotations") if metadata.get(key)
-        }
-        return LeaseRecord.from_spec(body.get("spec"))
-
-    def _error(self, doing: str, exc: ApiException) -> ClusterError:
-        if exc.status == 409:
-            return LeaseConflict(f"{doing} {self.describe()}: changed meanwhile")
-        if exc.status == 403:
-            return ClusterError(
-                f"not allowed {doing} {self.describe()}: the operator's Role must grant get,"
-                " create and update on this Lease"
-            )
-        return ClusterError(f"{doing} {self.describe()}: {exc.status} {exc.reason}")
 
 
 Transition = Callable[[], Awaitable[None]]
@@ -197,6 +80,9 @@ class LeaderElector:
         self._transitions = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        # Set when the Lease's holder was emptied: a standby tries at once.
+        self._released = asyncio.Event()
+        self._started_at = clock()
 
     # -- what others ask -------------------------------------------------------------------
     @property
@@ -224,7 +110,14 @@ class LeaderElector:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._started_at = self._clock()
             self._task = asyncio.create_task(self.run(), name="leader election")
+            loop = asyncio.get_running_loop()
+
+            def released() -> None:  # on the watch's thread
+                loop.call_soon_threadsafe(self._lease_released)
+
+            self.lock.watch_releases(released)
 
     async def run(self) -> None:
         log.info("leader election: campaigning for %s as %s", self.lock.describe(), self.identity)
@@ -233,7 +126,28 @@ class LeaderElector:
             pause = self.timing.retry_period
             if not self._leading:
                 pause *= 1 + CANDIDATE_JITTER * random.random()
-            await asyncio.sleep(pause)
+            await self._wait(pause)
+
+    async def _wait(self, seconds: float) -> None:
+        """Until the next try: a retry period, or less when the Lease was released."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), seconds)
+        self._released.clear()
+
+    def _lease_released(self) -> None:
+        # Not while shutting down: this replica's own release is what the watch reports then.
+        campaigning = self._task is not None and not self._task.done()
+        # Only a standby that has watched for a lease duration jumps: in a rolling update the
+        # new replica (started a moment before the old leader's SIGTERM) never saw the pods
+        # deleted before its first listing, which the older standby remembers. A newer one
+        # tries at its next periodic try, as without the watch.
+        warm = self._clock() - self._started_at >= self.timing.lease_duration
+        if campaigning and warm and not self._leading and not self._released.is_set():
+            log.info(
+                "leader election: %s has no holder: trying to take it at once",
+                self.lock.describe(),
+            )
+            self._released.set()
 
     async def release(self) -> None:
         """Stops campaigning; a leader stops acting, then empties the Lease's holder so that a

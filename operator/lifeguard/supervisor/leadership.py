@@ -10,7 +10,8 @@ import kubernetes
 
 from lifeguard.cluster.election import ElectionTiming
 from lifeguard.cluster.kube import ClusterError, ObjectRef
-from lifeguard.cluster.leader import LeaderElector, LeaseLock
+from lifeguard.cluster.leader import LeaderElector
+from lifeguard.cluster.lease_lock import LeaseLock
 from lifeguard.supervisor.fleet import Fleet
 
 log = logging.getLogger(__name__)
