@@ -598,3 +598,21 @@ def test_a_truncated_scan_does_not_say_every_job_on_a_node_went_quiet() -> None:
     silent = replace(world, nodes=(node("n1").lease_silent_for(35).facts,))
     _, partial = reconcile(truncated_scan(silent), ReconcileState(), spec)
     assert [v.reason for _, v in partial.judged] == ["NodeLost"]
+
+
+def test_jobs_of_a_kind_without_beats_are_no_neighbours_for_node_loss() -> None:
+    # n1's kubelet is late; its report job went quiet, and export jobs never beat (their workers
+    # lack the middleware): the node is judged by the report job alone, and the export job
+    # that has just started is no sign of life either.
+    quiet = running_job(job_id=1).beat_age(45).on(pod("w-1").on("n1"))
+    export_old = running_job("export", job_id=2, running_for=600).no_beat().on(pod("w-2").on("n1"))
+    export_new = running_job("export", job_id=3, running_for=5).no_beat().on(pod("w-3").on("n1"))
+    world = snapshot(quiet, export_old, export_new)
+    world = replace(world, nodes=(node("n1").lease_silent_for(25).facts,))
+
+    state, effects = cycle(world)
+
+    assert conditions(state)[HEARTBEATS_MISSING] == (T, "NoBeats")
+    [(_, verdict), *_] = effects.judged
+    assert (verdict.cause, verdict.reason) == (Cause.INFRASTRUCTURE_DEATH, "NodeLost")
+    assert "its worker has not beaten for over 20s" in verdict.message

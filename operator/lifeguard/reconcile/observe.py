@@ -65,18 +65,13 @@ def observe(
     *,
     adaptive_limits: Mapping[str, float] | None = None,
     client_ids: ClientIds | None = None,
-    every_job: bool = True,
+    node_beats: bool = True,
 ) -> list[Observation]:
-    """One observation a job. `every_job` False: the jobs are not all the policy's running
-    jobs (a truncated scan), so what the others on a node say is not known."""
+    """One observation a job, each with what the beats of the others on its node say (node
+    loss compares them, verdict.nodes); `node_beats` False leaves that to the caller."""
     observer = _Observer(spec, view, adaptive_limits or {}, client_ids or ClientIds.of(spec))
     observations = [observer.observation(job, now) for job in jobs]
-    if not every_job:
-        # A node whose jobs read all went quiet may run unread jobs that beat: each job is
-        # judged as one whose neighbours are unknown (verdict.nodes asks more of the Lease).
-        return observations
-    # Node loss compares each job with the others on its node (verdict.nodes).
-    return with_node_beats(observations)
+    return with_node_beats(observations) if node_beats else observations
 
 
 @dataclass

@@ -53,6 +53,7 @@ from lifeguard.reconcile.state import ReconcileState, SeenVerdict
 from lifeguard.reconcile.status import StatusBook
 from lifeguard.verdict import decide
 from lifeguard.verdict.fleet import beats_missing, judged_without_beats
+from lifeguard.verdict.nodes import with_node_beats
 
 # A status write at least this often, so lastScanTime shows the operator is alive.
 STATUS_REFRESH_SECONDS = 60.0
@@ -261,9 +262,16 @@ class _Cycle:
             self.snapshot.inventory,
             adaptive_limits=self.snapshot.adaptive_limits,
             client_ids=client_ids,
-            every_job=not scan.truncated,
+            node_beats=False,
         )
         observations = self.heartbeats(spec, observations, scan.now)
+        if not scan.truncated:
+            # Each job with what the beats of the others on its node say, once the kinds whose
+            # jobs never beat are known (they are silent by design, no sign of death or life).
+            # A truncated scan may have left jobs unread on any node, some of them beating:
+            # each job is then judged as one whose neighbours are unknown (verdict.nodes asks
+            # more of the Lease).
+            observations = with_node_beats(observations)
         judged = [(obs, decide(obs)) for obs in observations]
         unread = planning.Unread(
             running=max(0, (scan.running or len(scan.jobs)) - len(scan.jobs)),
