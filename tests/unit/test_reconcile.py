@@ -616,3 +616,24 @@ def test_jobs_of_a_kind_without_beats_are_no_neighbours_for_node_loss() -> None:
     [(_, verdict), *_] = effects.judged
     assert (verdict.cause, verdict.reason) == (Cause.INFRASTRUCTURE_DEATH, "NodeLost")
     assert "its worker has not beaten for over 20s" in verdict.message
+
+
+def test_a_job_whose_pod_lifeguard_restarted_for_another_job_names_that_restart() -> None:
+    # Job 1 froze and Lifeguard restarted its pod w-1, which also ran job 2: job 2 died of the
+    # restart, not of its own doing, and its story says so; its attempt is refunded (evicted).
+    evicted = pod("w-1").killed(15).disrupted("EvictionByEvictionAPI").deleted()
+    frozen = (
+        running_job(job_id=1).beat_age(45).lifeguard_restarted("w-1", pod_uid="uid-w-1").on(evicted)
+    )
+    neighbour = running_job(job_id=2).on(evicted)
+
+    _, effects = cycle(snapshot(frozen, neighbour))
+
+    verdicts = {obs.job.id: v for obs, v in effects.judged}
+    assert (verdicts[1].cause, verdicts[1].own_action) == (Cause.UNRESPONSIVE, Action.RESTART_POD)
+    assert (verdicts[2].cause, verdicts[2].reason) == (Cause.INFRASTRUCTURE_DEATH, "Evicted")
+    note = "Lifeguard restarted pod w-1 for job 1 (Unresponsive/BeatStale)"
+    assert verdicts[2].message.endswith(f"; {note}")
+    assert note in verdicts[2].notes
+    retries = {a.job_id: a.count_attempt for a in effects.actions}
+    assert retries == {1: True, 2: False}

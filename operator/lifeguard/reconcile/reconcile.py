@@ -52,7 +52,7 @@ from lifeguard.reconcile.snapshot import (
 from lifeguard.reconcile.state import ReconcileState, SeenVerdict
 from lifeguard.reconcile.status import StatusBook
 from lifeguard.verdict import decide
-from lifeguard.verdict.fleet import beats_missing, judged_without_beats
+from lifeguard.verdict.fleet import beats_missing, judged_without_beats, restarted_for_others
 from lifeguard.verdict.nodes import with_node_beats
 
 # A status write at least this often, so lastScanTime shows the operator is alive.
@@ -272,7 +272,7 @@ class _Cycle:
             # each job is then judged as one whose neighbours are unknown (verdict.nodes asks
             # more of the Lease).
             observations = with_node_beats(observations)
-        judged = [(obs, decide(obs)) for obs in observations]
+        judged = restarted_for_others([(obs, decide(obs)) for obs in observations])
         unread = planning.Unread(
             running=max(0, (scan.running or len(scan.jobs)) - len(scan.jobs)),
             stale=scan.unread_stale,

@@ -14,8 +14,11 @@ beats are still judged by their beats.
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
+from lifeguard.model.enums import Action, Cause
 from lifeguard.model.observation import Observation
+from lifeguard.model.own_action import parse_own_action
 from lifeguard.verdict.text import seconds
+from lifeguard.verdict.types import Verdict
 
 MIDDLEWARE = "github.com/river-lifeguard/lifeguard/heartbeat"
 # A condition message names at most this many kinds, then says how many more.
@@ -89,3 +92,43 @@ def judged_without_beats(
         replace(o, beats_expected=False) if kinds is None or o.job.kind in kinds else o
         for o in observations
     ]
+
+
+# The verdicts of a job whose pod died under it (evicted, deleted, its process stopped).
+_DIED_WITH_ITS_POD = (Cause.INFRASTRUCTURE_DEATH, Cause.APPLICATION_CRASH)
+
+
+def restarted_for_others(
+    judged: Sequence[tuple[Observation, Verdict]],
+) -> list[tuple[Observation, Verdict]]:
+    """The verdicts, where a job died because Lifeguard restarted its pod for another job of
+    that pod naming the restart: "...; reason Evicted (EvictionByEvictionAPI); Lifeguard
+    restarted pod w-1 for job 17 (Unresponsive/BeatStale)". The cause stays (the job did not
+    cause its death: its rule refunds an eviction); only the job Lifeguard acted for keeps the
+    cause it acted on (verdict.rules.own_restart)."""
+    restarts: dict[tuple[str, str, str], str] = {}
+    for obs, verdict in judged:
+        own = parse_own_action(obs.job.own_action) if obs.job.own_action else None
+        restarted = obs.pod
+        if verdict.own_action is Action.RESTART_POD and own is not None and restarted is not None:
+            restarts.setdefault(
+                (restarted.namespace, restarted.name, restarted.uid),
+                f"Lifeguard restarted pod {restarted.name} for job {obs.job.id}"
+                f" ({own.cause.value}/{own.reason})",
+            )
+    if not restarts:
+        return list(judged)
+    result = []
+    for obs, verdict in judged:
+        pod = obs.pod
+        note = restarts.get((pod.namespace, pod.name, pod.uid)) if pod is not None else None
+        if (
+            note is None
+            or verdict.own_action is not None
+            or verdict.cause not in _DIED_WITH_ITS_POD
+        ):
+            result.append((obs, verdict))
+            continue
+        told = replace(verdict, message=f"{verdict.message}; {note}", notes=(*verdict.notes, note))
+        result.append((obs, told))
+    return result
