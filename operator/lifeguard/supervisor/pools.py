@@ -72,6 +72,8 @@ class SharedPools:
         self._factory = factory
         self._pools: dict[str, RiverDatabase] = {}
         self._holders: dict[str, str] = {}
+        # Changes whenever a holder's URL does: what `identity` answers may have changed.
+        self.holders_version = 0
         self._lock = asyncio.Lock()
         self._over_cap_warned = False
 
@@ -91,6 +93,7 @@ class SharedPools:
                 self._pools[dsn] = pool
                 self._track(pool)
             self._holders[holder] = dsn
+            self.holders_version += 1
             if previous is not None:
                 await self._leave(previous)
             await self._rebalance()
@@ -100,6 +103,7 @@ class SharedPools:
         """The policy no longer uses a database (deleted, or its Secret is gone)."""
         async with self._lock:
             dsn = self._holders.pop(holder, None)
+            self.holders_version += 1
             if dsn is not None:
                 await self._leave(dsn)
                 await self._rebalance()
@@ -107,6 +111,7 @@ class SharedPools:
     async def close_all(self) -> None:
         async with self._lock:
             self._holders.clear()
+            self.holders_version += 1
             for dsn in list(self._pools):
                 await self._leave(dsn)
 
