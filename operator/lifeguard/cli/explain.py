@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import yaml
@@ -30,6 +31,7 @@ from lifeguard.cli.explain_report import (
 )
 from lifeguard.cluster.inventory import Inventory
 from lifeguard.cluster.kube import ClusterError, KubeClient, current_namespace
+from lifeguard.cluster.reachability import Reachability
 from lifeguard.model.conditions import READY
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
@@ -153,9 +155,9 @@ async def _explain(
 def explain(args: argparse.Namespace) -> int:
     namespace = args.namespace or os.environ.get("LIFEGUARD_NAMESPACE") or current_namespace()
     try:
-        effects, found = asyncio.run(
-            _explain(KubeClient(), namespace, args.policy, args.database_url)
-        )
+        # One answer per question: the outage log lines of the operator mean nothing here.
+        kube = KubeClient(reachability=Reachability(time.monotonic, quiet=True))
+        effects, found = asyncio.run(_explain(kube, namespace, args.policy, args.database_url))
     except (ClusterError, DatabaseError, SpecError) as exc:
         print(f"lifeguard explain: {exc}", file=sys.stderr)
         return 1

@@ -11,11 +11,10 @@ import threading
 from typing import Any
 
 import kopf
-import kubernetes
 
 from lifeguard.cluster.election import ElectionTiming, TimingError
 from lifeguard.cluster.inventory import Inventory
-from lifeguard.cluster.kube import KubeClient, current_namespace
+from lifeguard.cluster.kube import KubeClient, NoCredentials, current_namespace
 from lifeguard.cluster.leader import LeaderElector
 from lifeguard.cluster.startup import StartupRefused, reach_apiserver
 from lifeguard.handlers import WatchOptions, build_registry
@@ -222,12 +221,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level)
     try:
         kube = KubeClient()
-    except kubernetes.config.ConfigException as exc:
-        log.error(
-            "no Kubernetes credentials: neither a pod's ServiceAccount nor a kubeconfig"
-            " ($KUBECONFIG or ~/.kube/config): %s",
-            exc,
-        )
+    except NoCredentials as exc:
+        log.error("%s", exc)
         return 1
     try:
         nodes = asyncio.run(

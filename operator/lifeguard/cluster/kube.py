@@ -44,6 +44,10 @@ class ApiserverUnreachable(ClusterError):
     """No answer (connection refused, timeout) or an answer saying it cannot serve now."""
 
 
+class NoCredentials(ClusterError):
+    """Neither a pod's ServiceAccount nor a usable kubeconfig: nothing to talk to the API with."""
+
+
 class SecretNotFound(ClusterError):
     pass
 
@@ -77,11 +81,18 @@ class ObjectRef:
 
 
 def load_config() -> kubernetes.client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG);
+    NoCredentials, with the loader's reason, when there are neither."""
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        try:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (kubernetes.config.ConfigException, OSError) as exc:
+            raise NoCredentials(
+                "no Kubernetes credentials: neither a pod's ServiceAccount nor a usable"
+                f" kubeconfig ($KUBECONFIG or ~/.kube/config): {exc}"
+            ) from None
     return kubernetes.client.ApiClient()
 
 
