@@ -36,6 +36,7 @@ from lifeguard.reconcile import (
     ReconcileState,
     Result,
     Snapshot,
+    configured,
     feed_outcomes,
     patched,
     reconcile,
@@ -392,6 +393,22 @@ def test_an_open_circuit_holds_heartbeat_actions_and_says_so_in_status_and_metri
     assert [m.value for m in metric(effects, "circuit_open")] == [1]
     assert "CircuitOpened" in reasons(effects)
     assert state.book.recent_actions == []
+
+
+def test_an_operator_that_resumes_an_open_circuit_does_not_announce_it_again() -> None:
+    # A failover (or an operator restart) while the breaker is open: the new replica resumes
+    # from the status, which says the circuit is open; its first scan finds it still open.
+    spec = policy_spec(safety={"circuitBreaker": {"staleFraction": 0.5, "minJobs": 2}})
+    silent = [running_job(job_id=n).on(pod(f"w-{n}")).beat_age(600) for n in (1, 2, 3)]
+    state, _ = cycle(snapshot(*silent), spec=spec)
+    resumed = configured(ReconcileState(), 1, state.book.render())
+
+    still_open, effects = cycle(snapshot(*silent).later(5), resumed, spec=spec)
+    _, recovered = cycle(snapshot(HEALTHY).later(5), resumed, spec=spec)
+
+    assert "CircuitOpened" not in reasons(effects)
+    assert conditions(still_open)[CIRCUIT_OPEN] == (T, "TooManyStale")
+    assert "CircuitClosed" in reasons(recovered)
 
 
 # -- evictions fenced by the pod's uid ----------------------------------------------------

@@ -22,8 +22,9 @@ class PodRef:
 class SafetyState:
     """A policy's safety memory between scans; the planner returns the next one.
 
-    Lost on an operator restart, which is safe: the breaker re-opens on the first scan that
-    sees the outage, and the rate limit only restarts its window.
+    An operator restart (or a new leader) resumes the breaker from the CircuitOpen condition
+    (reconcile.state.configured), so an open circuit is not announced twice; the rate limit
+    only restarts its window.
     """
 
     circuit_open: bool = False

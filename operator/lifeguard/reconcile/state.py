@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from lifeguard.model.conditions import CIRCUIT_OPEN, ConditionStatus, find_condition
 from lifeguard.model.enums import Action, Cause
 from lifeguard.plan import SafetyState
 from lifeguard.reconcile.status import StatusBook
@@ -45,10 +46,17 @@ def configured(
 ) -> ReconcileState:
     """A new spec generation; the first one resumes from the status on the object."""
     book = state.book.copy()
+    safety = state.safety
     if book.generation is None:
         book = StatusBook.resume(dict(status or {}), generation)
+        # A breaker the status says is open was announced (CircuitOpened) by whoever wrote it:
+        # this replica (after a failover or a restart) goes on from there, so an open circuit
+        # is not announced twice and one that closed meanwhile is announced as closed.
+        breaker = find_condition(book.conditions, CIRCUIT_OPEN)
+        if breaker is not None and breaker.status == ConditionStatus.TRUE:
+            safety = replace(safety, circuit_open=True, breaker_message=breaker.message)
     book.generation = generation
-    return replace(state, book=book)
+    return replace(state, book=book, safety=safety)
 
 
 def patched(state: ReconcileState, status: dict[str, Any], at: float) -> ReconcileState:
