@@ -234,19 +234,22 @@ async def test_a_truncated_scan_counts_the_stale_jobs_it_did_not_read(
     db: RiverDatabase, conn: rj.Conn, schema: str | None
 ) -> None:
     queue = fresh_queue()
-    ids = [rj.start_job(conn, schema, queue=queue)[0] for _ in range(5)]
+    kinds = ["report", "report", "report", "report", "export", "export"]
+    ids = [rj.start_job(conn, schema, queue=queue, kind=kind)[0] for kind in kinds]
     for job_id in ids:
         rj.age_attempt(conn, schema, job_id, 300)
     rj.beat(conn, schema, ids[0], ago=120)  # read: stale, judged by the verdict, not counted
     rj.beat(conn, schema, ids[2], ago=1)  # unread, fresh
     rj.beat(conn, schema, ids[3], ago=120)  # unread, stale
-    # ids[4]: unread, never beat, past its startup grace: stale too; ids[1]: read, no beat.
+    # ids[4], ids[5]: unread, never beat, past their startup grace: stale too (by kind, so the
+    # breaker can leave out a kind that never beats); ids[1]: read, no beat.
     query = ScanQuery(schema=schema, queues=(queue,), max_jobs=2, stale_after=30, startup_grace=60)
     result = await scan(db, query)
     assert [job.id for job in result.jobs] == ids[:2]
-    assert (result.running, result.unread_stale) == (5, 2)
-    untruncated = await scan(db, replace(query, max_jobs=5))
-    assert untruncated.unread_stale == 0 and not untruncated.truncated
+    assert (result.running, result.unread_stale) == (6, 3)
+    assert result.unread_stale_by_kind == {"report": 1, "export": 2}
+    untruncated = await scan(db, replace(query, max_jobs=6))
+    assert untruncated.unread_stale_by_kind == {} and not untruncated.truncated
 
 
 # --- Metadata store -------------------------------------------------------------------------

@@ -654,3 +654,33 @@ def test_a_job_whose_pod_lifeguard_restarted_for_another_job_names_that_restart(
     assert note in verdicts[2].notes
     retries = {a.job_id: a.count_attempt for a in effects.actions}
     assert retries == {1: True, 2: False}
+
+
+def test_unread_jobs_of_a_kind_that_never_beats_do_not_open_the_circuit() -> None:
+    # A truncated scan read the report job (beating) and export jobs that never beat
+    # (HeartbeatsMissing); of the 20 unread jobs, 18 export jobs are "stale" only because they
+    # never beat, 1 report job is stale. The breaker counts the report job, not the exports.
+    export = running_job("export", job_id=5, running_for=600).no_beat().on(pod("w-5"))
+    world = snapshot(HEALTHY, export)
+    snap = world.snap()
+    assert isinstance(snap.database, Connected)
+    scanned = replace(
+        snap.database.scan,
+        truncated=True,
+        running=22,
+        unread_stale_by_kind={"export": 18, "report": 1},
+    )
+    truncated = replace(snap, database=replace(snap.database, scan=scanned))
+    spec = policy_spec(scan={"maxJobs": 2})
+
+    state, effects = reconcile(truncated, ReconcileState(), spec)
+
+    assert conditions(state)[HEARTBEATS_MISSING] == (T, "NoBeats")
+    assert not state.safety.circuit_open
+    assert "CircuitOpened" not in reasons(effects)
+    # A kind the scan did not read at all may beat: its unread stale jobs count.
+    unknown = replace(scanned, unread_stale_by_kind={"import": 18, "report": 1})
+    state, _ = reconcile(
+        replace(truncated, database=replace(snap.database, scan=unknown)), ReconcileState(), spec
+    )
+    assert state.safety.circuit_open

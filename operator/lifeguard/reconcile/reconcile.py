@@ -265,6 +265,7 @@ class _Cycle:
             node_beats=False,
         )
         observations = self.heartbeats(spec, observations, scan.now)
+        silent_kinds = self.beats_missing_kinds
         if not scan.truncated:
             # Each job with what the beats of the others on its node say, once the kinds whose
             # jobs never beat are known (they are silent by design, no sign of death or life).
@@ -275,7 +276,13 @@ class _Cycle:
         judged = restarted_for_others([(obs, decide(obs)) for obs in observations])
         unread = planning.Unread(
             running=max(0, (scan.running or len(scan.jobs)) - len(scan.jobs)),
-            stale=scan.unread_stale,
+            # Jobs of a kind that never beats are silent by design, as the jobs read of that
+            # kind say (HeartbeatsMissing): no sign of a heartbeat outage.
+            stale=sum(
+                count
+                for kind, count in scan.unread_stale_by_kind.items()
+                if kind not in silent_kinds
+            ),
         )
         plan = planning.plan(judged, spec, self.safety, scan.now, unread)
         self.safety = plan.state

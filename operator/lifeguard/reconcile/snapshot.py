@@ -62,8 +62,9 @@ class Scanned:
     # Every running job the policy's selector matches, read or not (None: not counted).
     running: int | None = None
     # Of the jobs a truncated scan did not read, those whose beats are stale by the policy-wide
-    # threshold: the circuit breaker counts them as stale without a pod-level explanation.
-    unread_stale: int = 0
+    # threshold (or who never beat past the startup grace), by kind: the circuit breaker counts
+    # them as stale without a pod-level explanation, but for kinds known never to beat.
+    unread_stale_by_kind: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

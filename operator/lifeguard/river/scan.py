@@ -6,7 +6,7 @@ verdict; the scan also returns that `now()` for the supervisor to inject into th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,8 +70,12 @@ class Scan:
     jobs: list[JobFacts]
     running: int
     # Of the running jobs the scan did not read (beyond max_jobs), those whose beat is older
-    # than the query's stale_after (or who never beat past the startup grace).
-    unread_stale: int = 0
+    # than the query's stale_after (or who never beat past the startup grace), by kind.
+    unread_stale_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unread_stale(self) -> int:
+        return sum(self.unread_stale_by_kind.values())
 
     @property
     def truncated(self) -> bool:
@@ -84,7 +88,7 @@ async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
     rows = await db.fetch_tuples(statement, params, schema=query.schema, doing="scan running jobs")
     now: datetime = rows[0][0]
     running: int = rows[0][1]
-    unread_stale: int = rows[0][2] or 0
+    unread_stale: dict[str, int] = {str(k): int(v) for k, v in (rows[0][2] or {}).items()}
     # Columns after the clock and the counts are JobFacts' fields in order (see
     # scan_statement); tags are only read when asked for (with_tags, last column): decoding an
     # array per row would cost more than the rest.
@@ -92,7 +96,9 @@ async def scan(db: RiverDatabase, query: ScanQuery) -> Scan:
         jobs = [_with_tags(JobFacts(*row[3:-1]), row[-1]) for row in rows if row[3] is not None]
     else:
         jobs = [JobFacts(*row[3:]) for row in rows if row[3] is not None]
-    return Scan(now=now, jobs=jobs, running=max(running, len(jobs)), unread_stale=unread_stale)
+    return Scan(
+        now=now, jobs=jobs, running=max(running, len(jobs)), unread_stale_by_kind=unread_stale
+    )
 
 
 def _with_tags(facts: JobFacts, tags: list[str] | None) -> JobFacts:
@@ -162,13 +168,16 @@ def scan_statement(query: ScanQuery) -> tuple[sql.Composed, dict[str, Any]]:
     statement = sql.SQL(
         """SELECT clock.now, clock.running, CASE WHEN clock.running > %(limit)s
     AND %(stale_after)s::float8 IS NOT NULL THEN (
-  SELECT count(*) FROM (
-    SELECT {beat_at} AS beat_at, j.attempted_at FROM {river_job} AS j {heartbeat_join}
-    WHERE {conditions} ORDER BY j.id OFFSET %(limit)s
-  ) AS unread
-  WHERE coalesce(unread.beat_at, unread.attempted_at
-      + make_interval(secs => %(startup_grace)s::float8 - %(stale_after)s::float8))
-    < now() - make_interval(secs => %(stale_after)s::float8)
+  SELECT coalesce(jsonb_object_agg(by_kind.kind, by_kind.stale), '{{}}'::jsonb) FROM (
+    SELECT unread.kind, count(*) AS stale FROM (
+      SELECT {beat_at} AS beat_at, j.attempted_at, j.kind FROM {river_job} AS j {heartbeat_join}
+      WHERE {conditions} ORDER BY j.id OFFSET %(limit)s
+    ) AS unread
+    WHERE coalesce(unread.beat_at, unread.attempted_at
+        + make_interval(secs => %(startup_grace)s::float8 - %(stale_after)s::float8))
+      < now() - make_interval(secs => %(stale_after)s::float8)
+    GROUP BY unread.kind
+  ) AS by_kind
 ) END AS unread_stale, job.* FROM (
   SELECT now() AS now, (SELECT count(*) FROM {river_job} AS j WHERE {conditions}) AS running
 ) AS clock

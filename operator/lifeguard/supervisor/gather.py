@@ -190,6 +190,6 @@ async def _scan(db: RiverDatabase, spec: JobPolicySpec, *, with_tags: bool) -> D
             scanned.now,
             truncated=scanned.truncated,
             running=scanned.running,
-            unread_stale=scanned.unread_stale,
+            unread_stale_by_kind=scanned.unread_stale_by_kind,
         ),
     )
