@@ -117,6 +117,10 @@ class ControlPlane:
         # request-header CA, which the controller manager's and scheduler's delegated
         # authentication otherwise keep reporting as missing.
         proxy_crt, proxy_key = ca.issue("front-proxy-client").write(pki_dir, "front-proxy-client")
+        # The apiserver's client certificate towards kubelets (logs, exec, port-forward).
+        kubelet_client_crt, kubelet_client_key = ca.issue(
+            "kube-apiserver-kubelet-client", ["kubeadm:cluster-admins"]
+        ).write(pki_dir, "kubelet-client")
         admin = ca.issue("lifeguard-admin", ["system:masters"])
         admin_crt, admin_key = admin.write(pki_dir, "admin")
         self.kubeconfig.write_text(pki.kubeconfig(self.server, ca.cert_pem, "admin", admin))
@@ -179,6 +183,11 @@ class ControlPlane:
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={proxy_crt}",
                 f"--proxy-client-key-file={proxy_key}",
+                # A node's InternalIP only: the Hostname address would be resolved through the
+                # machine's DNS server, traffic the environment must never send.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={kubelet_client_crt}",
+                f"--kubelet-client-key={kubelet_client_key}",
                 "--allow-privileged=true",
                 "--profiling=false",
             ],

@@ -153,8 +153,13 @@ def _restore_sysctls(path: Path) -> None:
     path.unlink()
 
 
+def _host_address(subnet: ipaddress.IPv4Network) -> str:
+    """The bridge's own address (the pods' side of the host): also the node's InternalIP."""
+    return str(next(subnet.hosts()))
+
+
 def _create_bridge(bridge: str, subnet: ipaddress.IPv4Network) -> None:
-    gateway = f"{next(subnet.hosts())}/{subnet.prefixlen}"
+    gateway = f"{_host_address(subnet)}/{subnet.prefixlen}"
     for argv in (
         ["ip", "link", "add", bridge, "type", "bridge"],
         ["ip", "addr", "add", gateway, "dev", bridge],
@@ -240,7 +245,9 @@ def _write_cni_config(root: Path, bridge: str, subnet: ipaddress.IPv4Network) ->
     (net_d / "10-lifeguard.conflist").write_text(json.dumps(conflist, indent=2))
 
 
-def _write_kubelet_config(root: Path, ca_crt: Path, socket: Path, cgroup: str) -> Path:
+def _write_kubelet_config(
+    root: Path, ca_crt: Path, socket: Path, cgroup: str, address: str
+) -> Path:
     config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -249,13 +256,15 @@ def _write_kubelet_config(root: Path, ca_crt: Path, socket: Path, cgroup: str) -
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": f"/{cgroup}",
         "containerRuntimeEndpoint": f"unix://{socket}",
-        "address": "127.0.0.1",
+        # The kubelet API on the bridge the environment created (the node's InternalIP), where
+        # the apiserver reaches it for `kubectl logs`; never on the machine's own addresses.
+        "address": address,
         "port": ports.free_port(),
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
         "healthzPort": ports.free_port(),
         # The apiserver is the kubelet API's only client: client certificates of the cluster
-        # CA; the API listens on loopback only.
+        # CA; the API listens on the bridge address only.
         "authentication": {
             "anonymous": {"enabled": False},
             "webhook": {"enabled": False},
@@ -331,7 +340,7 @@ def start(state_dir: Path, plane: ControlPlane, *, timeout: float = 180.0) -> Re
         kubeconfig = plane.user_kubeconfig(
             f"system:node:{NODE_NAME}", ["system:nodes"], root / "kubelet.kubeconfig"
         )
-        kubelet_config = _write_kubelet_config(root, ca_crt, socket, cgroup)
+        kubelet_config = _write_kubelet_config(root, ca_crt, socket, cgroup, _host_address(subnet))
         kubelet = procs.start_daemon(
             state_dir,
             KUBELET,
@@ -340,6 +349,9 @@ def start(state_dir: Path, plane: ControlPlane, *, timeout: float = 180.0) -> Re
                 f"--config={kubelet_config}",
                 f"--kubeconfig={kubeconfig}",
                 f"--hostname-override={NODE_NAME}",
+                # Without it the kubelet looks its node name up in DNS at every status update
+                # (the machine's DNS server is outside what the environment may reach).
+                f"--node-ip={_host_address(subnet)}",
                 f"--root-dir={run / 'kubelet'}",
                 f"--cert-dir={root / 'kubelet-pki'}",
                 "--v=1",

@@ -10,6 +10,7 @@ from the real kubelet; every signal is sent to a real container process from the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import time
@@ -72,6 +73,21 @@ def test_operator_runs_from_its_image_under_the_restricted_standard(
         assert pod["spec"]["containers"][0]["image"] == real.node.images["operator"].reference
         assert not pod["spec"].get("hostNetwork")
         assert pod["status"]["containerStatuses"][0]["state"].get("running")
+
+
+def test_kubectl_logs_reaches_the_kubelet_on_the_nodes_bridge_address(
+    real: RealScenario,
+) -> None:
+    node = real.plane.kubectl_json("get", "node", realnode.NODE_NAME)
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}  # type: ignore[index]
+    # The InternalIP is the environment's own bridge (set, so the kubelet never asks DNS).
+    assert real.node is not None
+    assert ipaddress.ip_address(addresses["InternalIP"]) in real.node.subnet
+    pod = real.plane.kubectl_json(
+        "get", "pods", "-n", RELEASE_NS, "-l", f"app.kubernetes.io/instance={RELEASE}"
+    )["items"][0]  # type: ignore[index]
+    logs = real.plane.kubectl("logs", "-n", RELEASE_NS, pod["metadata"]["name"]).stdout
+    assert "lifeguard" in logs.lower()
 
 
 def test_worker_pod_hostname_is_its_name(real: RealScenario) -> None:
