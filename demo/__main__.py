@@ -25,7 +25,7 @@ from demo.expected import problems
 from demo.output import Narrator
 from demo.report import river_rows, summary
 from demo.scenario import POLICY, Demo, Outcome, Stage
-from devenv import env, procs, realnode
+from devenv import env, procs
 from devenv.nodeagent import NodeAgentHandle
 from devenv.realnode import NODE_NAME
 from devenv.realnode_images import built_images
@@ -159,7 +159,7 @@ def report(demo: Demo, outcome: Outcome, out: Narrator) -> list[str]:
 def keep_instructions(state_dir: Path, demo: Demo, out: Narrator, succeeded: bool) -> None:
     root = repo_root()
     namespace = demo.stage.namespace
-    operator_logs = realnode.home(state_dir) / "pod-logs" / f"{demo.stage.release_namespace}_*"
+    release_ns = demo.stage.release_namespace
     out.heading("The environment keeps running (--keep)")
     if succeeded:
         # Something for `lifeguard explain` to show: a healthy job that runs for an hour.
@@ -173,8 +173,7 @@ kubectl describe jp {POLICY} -n {namespace}
 kubectl get pods -A -o wide
 psql "$DATABASE_URL" -c 'SELECT id, kind, state, attempt, errors FROM river_job ORDER BY id'
 logs: {procs.log_dir(state_dir)}
-the operator's pod logs (the real kubelet's files; `kubectl logs` does not reach it here):
-  {operator_logs}
+kubectl logs -n {release_ns} -l app.kubernetes.io/name=river-lifeguard --tail=50
 stop: make devenv-down STATE_DIR={state_dir}"""
     )
 

@@ -368,11 +368,8 @@ def start(state_dir: Path, plane: ControlPlane, *, timeout: float = 180.0) -> Re
 
 
 def pod_logs(state_dir: Path, namespace: str, pod: str) -> list[Path]:
-    """The log files the kubelet wrote for a pod's containers (podLogsDir, on the host).
-
-    `kubectl logs` does not reach this kubelet: the apiserver has no client certificate for
-    the kubelet API, so people and tests read the files here.
-    """
+    """The log files the kubelet wrote for a pod's containers (podLogsDir, on the host), for
+    tests that read a pod's output after the pod is gone (`kubectl logs` needs the pod)."""
     return sorted((home(state_dir.resolve()) / "pod-logs").glob(f"{namespace}_{pod}_*/*/*.log"))
 
 
