@@ -254,6 +254,7 @@ class JobBuilder:
     beats_expected: bool = True
     worker_container: str | None = None
     owner: OwnerJobFacts | None = None
+    pod_unselected: bool = False
 
     def _job(self, **changes: object) -> JobBuilder:
         return replace(self, job=replace(self.job, **changes))  # type: ignore[arg-type]
@@ -343,6 +344,10 @@ class JobBuilder:
         """The client ID names a pod the cluster does not know."""
         return replace(self, pod_name=name, pod=None)
 
+    def pod_not_selected(self, name: str = "worker-1") -> JobBuilder:
+        """The client ID names a pod of the namespace that workers.podSelector does not select."""
+        return replace(self, pod_name=name, pod=None, pod_unselected=True)
+
     def unattributed(self) -> JobBuilder:
         """The client ID matches no pod pattern (a worker outside the cluster)."""
         return replace(self, pod_name=None, pod=None, client_started_at=None)._job(
@@ -378,6 +383,7 @@ class JobBuilder:
             beats_expected=self.beats_expected,
             worker_container=self.worker_container,
             owner_job=self.owner,
+            pod_unselected=self.pod_unselected,
         )
 
 

@@ -116,11 +116,13 @@ def test_pod_not_selected_by_the_policy_is_not_attributed() -> None:
     found = inventory(pod("other-1", labels={"app": "x"}))
     obs = observed(found, job("other-1_2026_11_27T08_00_05_000000"))
     assert obs.pod is None and obs.pod_name == "other-1"
+    assert obs.pod_unselected  # known to the cluster: its verdict does not call it unknown
 
 
 def test_unknown_pod_keeps_the_mapped_name_for_messages() -> None:
     obs = observed(inventory(), job("gone-1_2026_11_27T08_00_05_000000"))
     assert obs.pod is None and obs.pod_name == "gone-1"
+    assert not obs.pod_unselected
 
 
 def test_long_names_sharing_a_prefix_resolve_to_the_pod_running_before_the_client() -> None:

@@ -101,6 +101,12 @@ NO_POD = [
         "NoPod",
     ),
     case(
+        "stale_beat_of_a_pod_the_pod_selector_leaves_out_is_stale_pod_not_selected",
+        running_job().pod_not_selected().beat_age(45),
+        STALE,
+        "PodNotSelected",
+    ),
+    case(
         "fresh_beat_of_pod_unknown_to_the_cluster_is_healthy",
         running_job().pod_unknown(),
         H,
@@ -909,4 +915,12 @@ def test_a_node_lost_after_lifeguard_asked_for_a_restart_stays_the_cause(
     assert verdict.message.endswith(
         "; Lifeguard restarted pod mailer for Unresponsive/BeatStale, but its node was lost"
         " before the restart took effect"
+    )
+
+
+def test_a_pod_the_selector_leaves_out_is_not_called_unknown() -> None:
+    verdict = decide(running_job().pod_not_selected("canary-1").beat_age(45).obs())
+    assert verdict.message.startswith(
+        "client worker-1_2026_03_01T10_00_01_000000 maps to pod canary-1, which"
+        " workers.podSelector does not select (Lifeguard judges it without its pod);"
     )

@@ -168,7 +168,8 @@ class Observation:
     # The pod name the client ID maps to; None when the client ID does not match the pattern
     # (a worker outside the cluster or a custom ID).
     pod_name: str | None = None
-    # None when no pod of that name is known (never seen, or deleted before the operator saw it).
+    # None when no pod of that name is known (never seen, or deleted before the operator saw it)
+    # or when the policy's workers.podSelector does not select it (`pod_unselected`).
     pod: PodFacts | None = None
     node: NodeFacts | None = None
     # When the client that fetched the job started (from River's default client ID).
@@ -184,3 +185,6 @@ class Observation:
     node_beats: NodeBeats | None = None
     # The batch/v1 Job that controls the pod, when the pod has one and it is known.
     owner_job: OwnerJobFacts | None = None
+    # The namespace has a pod of `pod_name`, but workers.podSelector does not select it, so the
+    # job is judged without its pod (`pod` is None).
+    pod_unselected: bool = False

@@ -107,6 +107,7 @@ class _Observer:
             thresholds=thresholds,
             now=now,
             pod_name=pod.name if pod else mapped[0],
+            pod_unselected=pod is None and self.unselected(mapped[0]),
             pod=pod,
             node=self.view.node(pod.node_name) if pod else None,
             client_started_at=mapped[1],
@@ -115,6 +116,12 @@ class _Observer:
             worker_container=self.spec.workers.container,
             owner_job=self.view.job(pod.owner_job) if pod else None,
         )
+
+    def unselected(self, prefix: str) -> bool:
+        """Pods with the prefix exist, and workers.podSelector selects none of them."""
+        pods = self.view.pods_with_prefix(prefix)
+        selector = self.spec.workers.pod_selector
+        return bool(pods) and not any(selector.matches(dict(pod.labels)) for pod in pods)
 
     def thresholds(self, queue: str, kind: str, priority: int) -> Thresholds:
         key = (queue, kind, priority)

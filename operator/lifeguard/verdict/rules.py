@@ -335,6 +335,14 @@ def stale(case: Case) -> Verdict | None:
     obs = case.obs
     if not case.beat.stale:
         return None
+    if obs.pod_name is not None and obs.pod_unselected:
+        return Verdict(
+            Cause.STALE,
+            "PodNotSelected",
+            f"client {obs.job.client_id} maps to pod {obs.pod_name}, which workers.podSelector"
+            f" does not select (Lifeguard judges it without its pod); {case.beat.describe()}",
+            case.beat.stale_for,
+        )
     if obs.pod_name is not None:
         return Verdict(
             Cause.STALE,
