@@ -7,6 +7,7 @@ from builders import NOW, JobBuilder, PolicyBuilder, node, pod, policy, running_
 
 from lifeguard.model.enums import Action, Backoff, Cause
 from lifeguard.plan import Judged, Plan, SafetyState, Unread, plan
+from lifeguard.plan.breaker import going_stale_after
 from lifeguard.verdict import decide
 
 
@@ -265,6 +266,40 @@ def test_pod_with_several_unresponsive_jobs_is_evicted_once() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("siblings", "why"),
+    [
+        pytest.param(
+            [running_job(job_id=2).beat_age(5)],
+            "pod jobs/worker-1 still beats for job 2: its process is alive, and a restart would"
+            " end that job too",
+            id="one_job_still_beats",
+        ),
+        pytest.param(
+            [running_job(job_id=n).beat_age(n) for n in (2, 3, 4, 5)],
+            "pod jobs/worker-1 still beats for jobs 2, 3 and 2 more: its process is alive, and a"
+            " restart would end them too",
+            id="several_jobs_still_beat",
+        ),
+    ],
+)
+def test_a_pod_that_still_beats_for_another_job_is_not_restarted(
+    siblings: list[JobBuilder], why: str
+) -> None:
+    # A stale beat next to fresh ones on one pod is no frozen process (a freeze silences every
+    # job within one interval): evicting the pod would end the jobs that still beat.
+    result = plan_for(running_job(job_id=1).beat_age(45), *siblings)
+    assert result.actions == []
+    assert [(h.job_id, h.action, h.why) for h in result.held] == [(1, RESTART, why)]
+
+
+def test_beats_on_another_pod_do_not_hold_a_restart() -> None:
+    result = plan_for(
+        running_job(job_id=1).beat_age(45), running_job(job_id=2).on(pod("w-2")).beat_age(5)
+    )
+    assert [(a.job_id, a.action) for a in result.actions] == [(1, RESTART)]
+
+
 def test_policy_action_none_only_reports() -> None:
     rules = policy().rule("application_crash", action="None")
     result = plan_for(running_job().on(pod().crashed(1)), rules=rules)
@@ -315,6 +350,47 @@ def test_circuit_opens_when_most_jobs_turn_stale_and_pauses_their_actions() -> N
     assert [(e.reason, e.warning) for e in result.events] == [("CircuitOpened", True)]
     assert result.state.breaker_message.startswith("circuit breaker open: 4 of 6")
     assert "4 of 6 running jobs (67%)" in result.events[0].message
+
+
+def test_a_writer_stall_opens_the_circuit_before_its_first_stale_job_is_acted_on() -> None:
+    # Beats stopped together; each job's last beat fell on its own phase of the 10 s interval,
+    # so one is stale (31 s) while the others have missed all but their last beat (22-29 s).
+    first = running_job(job_id=1).on(pod("w-1")).beat_age(31)
+    others = [running_job(job_id=n).on(pod(f"w-{n}")).beat_age(18 + n * 2) for n in (2, 3, 4, 5)]
+    result = plan_for(first, *others)
+    assert result.actions == []
+    assert result.state.circuit_open
+    assert [h.job_id for h in result.held] == [1]
+    assert "5 of 5 running jobs (100%: 1 stale, 4 with all but their last beat missed)" in (
+        result.events[0].message
+    )
+    assert result.state.breaker_message.startswith(
+        "circuit breaker open: 1 of 5 running jobs are stale and 4 more have missed all but"
+    )
+
+
+def test_beats_within_their_interval_do_not_count_as_going_stale() -> None:
+    # One frozen worker among healthy ones: the others beat on time, its restart goes.
+    first = running_job(job_id=1).on(pod("w-1")).beat_age(31)
+    others = [running_job(job_id=n).on(pod(f"w-{n}")).beat_age(14) for n in (2, 3, 4, 5)]
+    result = plan_for(first, *others)
+    assert [(a.job_id, a.action) for a in result.actions] == [(1, RESTART)]
+    assert not result.state.circuit_open
+
+
+@pytest.mark.parametrize(
+    ("stale_after", "interval", "start"),
+    [
+        pytest.param(30.0, 10.0, 20.0, id="three_missed_beats_all_but_the_last"),
+        pytest.param(20.0, 10.0, 15.0, id="never_before_one_and_a_half_intervals"),
+        pytest.param(15.0, 10.0, None, id="no_room_between_a_healthy_beat_and_staleness"),
+        pytest.param(30.0, None, None, id="no_interval_known"),
+    ],
+)
+def test_going_stale_starts_one_interval_before_staleness(
+    stale_after: float, interval: float | None, start: float | None
+) -> None:
+    assert going_stale_after(stale_after, interval) == start
 
 
 TRUNCATED = [

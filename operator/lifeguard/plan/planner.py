@@ -9,7 +9,10 @@ Per job, in job-id order:
    because Lifeguard restarted it (the verdict says so) is retried at once, whatever the
    breaker says (the pod's death is pod evidence), by its cause's rule.
 4. RestartPod needs a live pod; without one the job is retried instead. One eviction per pod:
-   its other jobs wait for the restart to turn them into InfrastructureDeath.
+   its other jobs wait for the restart to turn them into InfrastructureDeath. A pod that still
+   beats for another job is not restarted: its process is alive (a frozen process silences
+   every job's beats within one interval, so a real freeze waits at most that long), and the
+   eviction would kill that healthy job too.
 5. A retry that refunds the attempt counts it once the job was refunded maxInfraRetries times,
    so no job loops forever on refunds. A retry that River's rule turns into an end (a cancel
    was requested: cancelled; the last attempt counted: discarded) says so in its note.
@@ -24,10 +27,16 @@ from datetime import datetime
 from typing import Protocol
 
 from lifeguard.model.actions import ActionRule, ActionsSpec
-from lifeguard.model.enums import Action, Mode
+from lifeguard.model.enums import Action, Cause, Mode
 from lifeguard.model.observation import Observation
 from lifeguard.model.safety import SafetySpec
-from lifeguard.plan.breaker import HEARTBEAT_DERIVED, NONE_UNREAD, Unread, read_breaker
+from lifeguard.plan.breaker import (
+    HEARTBEAT_DERIVED,
+    NONE_UNREAD,
+    Unread,
+    going_stale_after,
+    read_breaker,
+)
 from lifeguard.plan.escalation import Step, Wait, next_step
 from lifeguard.plan.ratelimit import budget, in_window, never_deferred, within_budget
 from lifeguard.plan.types import (
@@ -105,6 +114,37 @@ def _action(
     )
 
 
+def _going_stale(obs: Observation, verdict: Verdict) -> bool:
+    """A job judged Healthy whose beat has missed all but its last interval."""
+    beat_age, limits = obs.job.beat_age, obs.thresholds
+    if verdict.cause is not Cause.HEALTHY or beat_age is None:
+        return False
+    start = going_stale_after(limits.stale_after, limits.beat_interval)
+    return start is not None and start <= beat_age <= limits.stale_after
+
+
+def _beating_jobs(judged: Sequence[Judged]) -> dict[PodRef, list[int]]:
+    """The jobs whose beat is fresh, by the live pod that runs them."""
+    found: dict[PodRef, list[int]] = {}
+    for obs, _ in judged:
+        beat_age, ref = obs.job.beat_age, _pod_ref(obs)
+        if ref is None or obs.pod is None or obs.pod.gone or beat_age is None:
+            continue
+        if beat_age <= obs.thresholds.stale_after:
+            found.setdefault(ref, []).append(obs.job.id)
+    return found
+
+
+def _jobs(job_ids: Sequence[int]) -> str:
+    """ "job 4" / "jobs 4 and 7" / "jobs 4, 7 and 3 more"."""
+    ids = sorted(job_ids)
+    if len(ids) == 1:
+        return f"job {ids[0]}"
+    if len(ids) == 2:
+        return f"jobs {ids[0]} and {ids[1]}"
+    return f"jobs {ids[0]}, {ids[1]} and {len(ids) - 2} more"
+
+
 def _retry_ends(obs: Observation, count_attempt: bool) -> str | None:
     """What River's rule makes of a retry that does not queue the job again, as the retry's
     statement writes it (river.actions.retry_many): a cancel requested ends the job cancelled
@@ -137,11 +177,13 @@ def plan(
         safety.circuit_breaker,
         state.circuit_open,
         unread,
+        going_stale=sum(1 for obs, verdict in ordered if _going_stale(obs, verdict)),
     )
     dry_run = safety.mode is Mode.DRY_RUN
     candidates: list[PlannedAction] = []
     held: list[HeldJob] = []
     restarting: dict[PodRef, int] = {}
+    beating = _beating_jobs(ordered)
     exempt: set[int] = set()  # job ids whose action the rate limit never defers
     for obs, verdict in ordered:
         rule = policy.actions.for_cause(verdict.cause) if verdict.acts else None
@@ -164,6 +206,14 @@ def plan(
             continue
         action = _action(obs, verdict, rule, step, dry_run)
         if action.action is Action.RESTART_POD and action.pod is not None:
+            alive = [job_id for job_id in beating.get(action.pod, ()) if job_id != obs.job.id]
+            if alive:
+                why = (
+                    f"pod {action.pod} still beats for {_jobs(alive)}: its process is alive,"
+                    f" and a restart would end {'that job' if len(alive) == 1 else 'them'} too"
+                )
+                held.append(_held(obs, verdict, Action.RESTART_POD, why))
+                continue
             if action.pod in restarting:
                 why = f"pod {action.pod} is being restarted for job {restarting[action.pod]}"
                 held.append(_held(obs, verdict, Action.RESTART_POD, why))
