@@ -69,16 +69,7 @@ class LeaseLock:
         return self._remember(body)
 
     async def create(self, record: LeaseRecord) -> LeaseRecord:
-        lease = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "labels": dict(OPERATOR_LEASE_LABELS),
-            },
-            "spec": record.to_spec(),
-        }
+        lease = self._body({"labels": dict(OPERATOR_LEASE_LABELS)}, record)
         try:
             body = await self._call(
                 self._api.create_namespaced_lease, self.namespace, lease, _preload_content=False
@@ -89,19 +80,11 @@ class LeaseLock:
 
     async def update(self, record: LeaseRecord) -> LeaseRecord:
         """Replaces the spec only if nobody wrote the Lease since this lock last read it."""
-        lease = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            # A replace writes the whole object: keep the labels and annotations it had
-            # (the chart's, by which `lifeguard explain` finds the Lease).
-            "metadata": {
-                **self._kept_metadata,
-                "name": self.name,
-                "namespace": self.namespace,
-                "resourceVersion": self._resource_version,
-            },
-            "spec": record.to_spec(),
-        }
+        # A replace writes the whole object: keep the labels and annotations it had (the
+        # chart's, by which `lifeguard explain` finds the Lease).
+        lease = self._body(
+            {**self._kept_metadata, "resourceVersion": self._resource_version}, record
+        )
         try:
             body = await self._call(
                 self._api.replace_namespaced_lease,
@@ -189,6 +172,15 @@ class LeaseLock:
             raise ClusterError(f"{self.describe()}: {exc}") from None
         body: dict[str, Any] = json.loads(response.data)
         return body
+
+    def _body(self, metadata: dict[str, Any], record: LeaseRecord) -> dict[str, Any]:
+        """The Lease object to write: this lock's name and namespace over `metadata`."""
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {**metadata, "name": self.name, "namespace": self.namespace},
+            "spec": record.to_spec(),
+        }
 
     def _remember(self, body: dict[str, Any]) -> LeaseRecord:
         metadata = body.get("metadata") or {}

@@ -328,13 +328,18 @@ RETURNING j.id, j.state::text AS state"""
         key=sql.Literal(OWN_ACTION_KEY),
         now=RFC3339_NOW,
     )
-    params: dict[str, Any] = {
+    params = _record_params(requests)
+    rows = await db.fetch(statement, params, schema=schema, doing=f"record {_ids(requests)}")
+    return _applied(rows)
+
+
+def _record_params(requests: Sequence[ActionRecord]) -> dict[str, Any]:
+    """The arrays a record's write and its withdrawal unnest: job, attempt and record."""
+    return {
         "ids": [r.job_id for r in requests],
         "attempted_ats": [r.attempted_at for r in requests],
         "records": [r.record for r in requests],
     }
-    rows = await db.fetch(statement, params, schema=schema, doing=f"record {_ids(requests)}")
-    return _applied(rows)
 
 
 async def withdraw_actions_many(
@@ -359,11 +364,7 @@ WHERE j.id = r.id AND j.attempted_at = r.attempted_at
   AND (j.metadata -> {key}) - 'at' = r.record::jsonb
 RETURNING j.id, j.state::text AS state"""
     ).format(river_job=qualified(schema, "river_job"), key=sql.Literal(OWN_ACTION_KEY))
-    params: dict[str, Any] = {
-        "ids": [r.job_id for r in requests],
-        "attempted_ats": [r.attempted_at for r in requests],
-        "records": [r.record for r in requests],
-    }
+    params = _record_params(requests)
     rows = await db.fetch(statement, params, schema=schema, doing=f"withdraw {_ids(requests)}")
     return _applied(rows)
 
