@@ -1,11 +1,15 @@
-"""A retry copies the attempt's last progress into `lifeguard:resume`, in the same statement."""
+"""A retry, discard or cancel copies the attempt's last progress into `lifeguard:resume`, in the
+same statement, so the next attempt resumes: Lifeguard's retry, or a user's River JobRetry."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
+from psycopg import sql
 
 from devenv import river_jobs as rj
 from devenv.retrying import retry_one
@@ -14,9 +18,13 @@ from lifeguard.model.enums import Backoff, HeartbeatStore
 from lifeguard.river import (
     RESUME_KEY,
     Applied,
+    CancelRequest,
+    DiscardRequest,
     HeartbeatLocation,
     RetryRequest,
     RiverDatabase,
+    cancel_many,
+    discard_many,
     heartbeat_table_ddl,
     lifeguard_error,
     retry_many,
@@ -202,3 +210,117 @@ async def test_a_fenced_out_retry_copies_nothing(
     assert await retried(db, job_id, stale, schema, resume_from=TABLE) is None
 
     assert rj.job(conn, schema, job_id)["metadata"] == {}
+
+
+# --- discard and cancel ---------------------------------------------------------------------
+
+
+def progress_in_table(conn: rj.Conn, schema: str | None, job_id: int) -> None:
+    rj.beat(conn, schema, job_id, progress_ago=2.0, progress={"step": 30, "of": 60})
+
+
+def progress_in_job_metadata(conn: rj.Conn, schema: str | None, job_id: int) -> None:
+    progress_in_metadata(conn, schema, job_id, {"step": 30, "of": 60}, ago=2.0)
+
+
+def beats_without_progress(conn: rj.Conn, schema: str | None, job_id: int) -> None:
+    rj.beat(conn, schema, job_id)
+
+
+def completed_since(conn: rj.Conn, schema: str | None, job_id: int) -> None:
+    progress_in_table(conn, schema, job_id)
+    assert rj.complete_job(conn, schema, job_id)
+
+
+def fetched_again_since(conn: rj.Conn, schema: str | None, job_id: int) -> None:
+    """Retried by River and fetched again: a new attempt (2) with its own attempted_at."""
+    progress_in_table(conn, schema, job_id)
+    rj.beat(conn, schema, job_id, progress_ago=0.0, progress={"step": 31, "of": 60})
+    conn.execute(
+        sql.SQL("UPDATE {t} SET state = 'available' WHERE id = %s").format(
+            t=rj.table(schema, "river_job")
+        ),
+        (job_id,),
+    )
+    rj.fetch_job(conn, schema, job_id, "worker-2_2026_01_01T00_00_00_000000")
+    rj.beat(conn, schema, job_id, progress_ago=0.0, progress={"step": 2, "of": 60})
+
+
+@dataclass(frozen=True)
+class Case:
+    source: HeartbeatLocation
+    since_scan: Callable[[rj.Conn, str | None, int], None]
+    # The checkpoint the write leaves; None: no key. `moved_on`: the write must not apply.
+    resume: dict[str, object] | None
+    moved_on: bool = False
+
+
+CHECKPOINT = {"attempt": 1, "progress": {"step": 30, "of": 60}}
+CASES = {
+    "table-progress": Case(TABLE, progress_in_table, CHECKPOINT),
+    "metadata-progress": Case(METADATA, progress_in_job_metadata, CHECKPOINT),
+    "table-no-progress": Case(TABLE, beats_without_progress, None),
+    "metadata-no-progress": Case(
+        METADATA, lambda c, s, j: progress_in_metadata(c, s, j, None, ago=1.0), None
+    ),
+    "completed-since": Case(TABLE, completed_since, None, moved_on=True),
+    "fetched-again-since": Case(TABLE, fetched_again_since, None, moved_on=True),
+}
+# The state each write leaves: a cancel only asks River's producer to stop the attempt.
+ENDS = {"discard": "discarded", "cancel": "running"}
+
+
+async def ended(
+    end: str,
+    db: RiverDatabase,
+    job_id: int,
+    attempted_at: datetime,
+    schema: str | None,
+    source: HeartbeatLocation,
+) -> list[Applied]:
+    if end == "discard":
+        requests = [DiscardRequest(job_id, attempted_at, REASON)]
+        return await discard_many(db, requests, schema=schema, resume_from=source)
+    cancels = [CancelRequest(job_id, attempted_at, REASON)]
+    return await cancel_many(db, cancels, schema=schema, resume_from=source)
+
+
+@pytest.mark.parametrize("end", list(ENDS))
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+async def test_a_discard_or_cancel_copies_the_attempts_last_progress_as_a_retry_does(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, case: Case, end: str
+) -> None:
+    job_id, attempted_at = running_job(conn, schema, metadata={"tenant": "a"})
+    case.since_scan(conn, schema, job_id)
+    before = rj.job(conn, schema, job_id)
+
+    applied = await ended(end, db, job_id, attempted_at, schema, case.source)
+
+    row = rj.job(conn, schema, job_id)
+    if case.moved_on:
+        assert applied == []
+        untouched = ("state", "attempt", "attempted_at", "metadata", "errors", "finalized_at")
+        assert {k: row[k] for k in untouched} == {k: before[k] for k in untouched}
+        return
+    assert applied == [Applied(job_id, ENDS[end])]
+    assert row["metadata"]["tenant"] == "a"
+    if case.resume is None:
+        assert RESUME_KEY not in row["metadata"]
+        return
+    resume = row["metadata"][RESUME_KEY]
+    assert {k: resume[k] for k in ("attempt", "progress")} == case.resume
+    assert abs((row["db_now"] - go_time(resume["at"])).total_seconds() - 2.0) < 1
+
+
+@pytest.mark.parametrize("end", list(ENDS))
+async def test_a_discard_or_cancel_without_progress_keeps_an_earlier_resume_point(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None, end: str
+) -> None:
+    job_id, attempted_at = running_job(conn, schema)
+    earlier = {"attempt": 1, "progress": {"step": 12}, "at": "2026-01-01T00:00:00Z"}
+    rj.set_metadata(conn, schema, job_id, {RESUME_KEY: earlier})
+    rj.beat(conn, schema, job_id)
+
+    assert await ended(end, db, job_id, attempted_at, schema, TABLE)
+
+    assert rj.job(conn, schema, job_id)["metadata"][RESUME_KEY] == earlier

@@ -6,6 +6,7 @@ Evictions need an apiserver: tests/e2e/test_operator_reconcile.py covers them (u
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import kubernetes
@@ -17,7 +18,7 @@ from lifeguard.cluster.kube import KubeClient
 from lifeguard.model.enums import Action, Backoff, Cause
 from lifeguard.plan import PlannedAction
 from lifeguard.reconcile import Result
-from lifeguard.river import RiverDatabase
+from lifeguard.river import RESUME_KEY, HeartbeatLocation, RiverDatabase, heartbeat_table_ddl
 from lifeguard.supervisor.execute import Target, execute
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,24 @@ async def test_each_kind_is_written_by_its_fenced_statement(
     assert rj.job(conn, schema, discarded[0])["state"] == "discarded"
     assert rj.job(conn, schema, moved_on[0])["state"] == "completed"
     assert rj.job(conn, schema, stale[0])["state"] == "running"
+
+
+async def test_retry_cancel_and_discard_copy_progress_from_the_policys_store(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    conn.execute(heartbeat_table_ddl(schema))
+    kinds = (Action.RETRY, Action.CANCEL, Action.DISCARD)
+    jobs = {action: rj.start_job(conn, schema) for action in kinds}
+    for step, (job_id, _) in enumerate(jobs.values(), start=1):
+        rj.beat(conn, schema, job_id, progress_ago=0.0, progress={"step": step})
+    actions = [decided(*job, action) for action, job in jobs.items()]
+
+    to = replace(target(db, schema), heartbeats=HeartbeatLocation())
+    outcomes = await execute(actions, to)
+
+    assert {o.result for o in outcomes} == {Result.APPLIED}
+    resumes = [rj.job(conn, schema, job_id)["metadata"][RESUME_KEY] for job_id, _ in jobs.values()]
+    assert [r["progress"] for r in resumes] == [{"step": 1}, {"step": 2}, {"step": 3}]
 
 
 async def test_a_write_that_fails_is_failed_with_the_reason_and_touches_nothing(

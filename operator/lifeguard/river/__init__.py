@@ -8,7 +8,6 @@ from lifeguard.river.actions import (
     CANCELS_KEY,
     DISCARDS_KEY,
     INFRA_RETRIES_KEY,
-    RESUME_KEY,
     RETRIES_KEY,
     ActionRecord,
     Applied,
@@ -41,6 +40,7 @@ from lifeguard.river.heartbeats import (
     migrate_heartbeat_table,
     prune_heartbeats,
 )
+from lifeguard.river.resume import RESUME_KEY
 from lifeguard.river.scan import Scan, ScanQuery, scan
 
 __all__ = [

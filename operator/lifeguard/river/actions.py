@@ -16,18 +16,17 @@ from typing import Any
 
 from psycopg import sql
 
-from lifeguard.model.enums import Backoff, HeartbeatStore
+from lifeguard.model.enums import Backoff
 from lifeguard.model.own_action import OWN_ACTION_KEY
 from lifeguard.river.database import RiverDatabase, qualified
 from lifeguard.river.heartbeats import HeartbeatLocation
-from lifeguard.river.sqltext import RFC3339_NOW, json_counter, rfc3339, safe_timestamptz
+from lifeguard.river.resume import resume_entry, resume_params
+from lifeguard.river.sqltext import RFC3339_NOW, json_counter, safe_timestamptz
 
 RETRIES_KEY = "lifeguard:retries"
 INFRA_RETRIES_KEY = "lifeguard:infra_retries"
 CANCELS_KEY = "lifeguard:cancels"
 DISCARDS_KEY = "lifeguard:discards"
-# The last progress of a retried attempt, for the next one: {"attempt", "progress", "at"}.
-RESUME_KEY = "lifeguard:resume"
 
 # River's DefaultClientRetryPolicy caps a delay at Go's largest time.Duration (~292 years).
 _MAX_DELAY_SECONDS = 9223372036.854775807
@@ -180,7 +179,7 @@ FROM updated"""
         retries=json_counter(sql.SQL("j.metadata"), RETRIES_KEY),
         infra_key=sql.Literal(INFRA_RETRIES_KEY),
         infra=json_counter(sql.SQL("j.metadata"), INFRA_RETRIES_KEY),
-        resume=_resume_entry(schema, resume_from),
+        resume=resume_entry(schema, resume_from),
         insert_channel=_channel("river_insert"),
     )
     params: dict[str, Any] = {
@@ -190,50 +189,9 @@ FROM updated"""
         "immediate": [r.backoff is Backoff.IMMEDIATE for r in requests],
         "refund": [r.refund_attempt for r in requests],
         "schema": schema,
-    }
-    if resume_from is not None and resume_from.store is HeartbeatStore.METADATA:
-        params |= {
-            "progress_at_key": resume_from.progress_at_key,
-            "progress_key": resume_from.progress_key,
-        }
+    } | resume_params(resume_from)
     rows = await db.fetch(statement, params, schema=schema, doing=f"retry {_ids(requests)}")
     return _applied(rows)
-
-
-def _resume_entry(schema: str | None, source: HeartbeatLocation | None) -> sql.Composable:
-    """`{"lifeguard:resume": {attempt, progress, at}}` from this attempt's last progress, or `{}`.
-
-    Only progress of this run counts: written for this attempt number at or after this
-    attempted_at (a refunded attempt repeats its number), with a payload that is not null.
-    """
-    if source is None or source.store is HeartbeatStore.NONE:
-        # Workers without beats report no progress either: nothing to resume from.
-        return sql.SQL("'{}'::jsonb")
-    if source.store is HeartbeatStore.TABLE:
-        return sql.SQL(
-            """coalesce((SELECT jsonb_build_object({key}, jsonb_build_object(
-      'attempt', h.attempt, 'progress', h.progress, 'at', {at}))
-    FROM {heartbeats} AS h
-    WHERE h.job_id = j.id AND h.attempt = j.attempt AND h.progress_at >= j.attempted_at
-      AND jsonb_typeof(h.progress) <> 'null'), '{{}}'::jsonb)"""
-        ).format(
-            key=sql.Literal(RESUME_KEY),
-            at=rfc3339(sql.SQL("h.progress_at")),
-            heartbeats=qualified(schema, "river_job_heartbeat"),
-        )
-    progress_at = safe_timestamptz(sql.SQL("(j.metadata ->> %(progress_at_key)s)"))
-    progress = sql.SQL("(j.metadata -> %(progress_key)s)")
-    return sql.SQL(
-        """CASE WHEN {progress_at} >= j.attempted_at AND jsonb_typeof({progress}) <> 'null'
-      THEN jsonb_build_object({key}, jsonb_build_object(
-        'attempt', j.attempt, 'progress', {progress}, 'at', {at}))
-      ELSE '{{}}'::jsonb END"""
-    ).format(
-        progress_at=progress_at,
-        progress=progress,
-        key=sql.Literal(RESUME_KEY),
-        at=rfc3339(progress_at),
-    )
 
 
 def _channel(topic: str) -> sql.Composable:
@@ -246,14 +204,22 @@ def _channel(topic: str) -> sql.Composable:
 
 
 async def cancel(
-    db: RiverDatabase, request: CancelRequest, *, schema: str | None
+    db: RiverDatabase,
+    request: CancelRequest,
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
 ) -> Applied | None:
-    applied = await cancel_many(db, [request], schema=schema)
+    applied = await cancel_many(db, [request], schema=schema, resume_from=resume_from)
     return applied[0] if applied else None
 
 
 async def cancel_many(
-    db: RiverDatabase, requests: Sequence[CancelRequest], *, schema: str | None
+    db: RiverDatabase,
+    requests: Sequence[CancelRequest],
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
 ) -> list[Applied]:
     """Cancels running jobs through River itself (riverpgxv5 JobCancel), fenced per attempt.
 
@@ -263,6 +229,13 @@ async def cancel_many(
     cancels the job's context; River's completer then finalizes it as cancelled, and its rescuer
     cancels instead of retrying. An earlier valid request time is kept, so the age of the first
     request keeps growing for escalation.
+
+    With `resume_from`, the same statement copies the attempt's last progress into
+    `lifeguard:resume`, as a retry does: River's JobRetry makes a cancelled job available
+    again like a discarded one, and a user who retries it resumes. The attempt runs on until
+    its worker sees the cancel, so this is the checkpoint known when the cancel is requested:
+    one the worker writes after it is not copied (its work is redone, none skipped), unless
+    the attempt then ends by a retry (the escalation), which copies again.
     """
     if not requests:
         return []
@@ -273,7 +246,8 @@ async def cancel_many(
   UPDATE {river_job} AS j SET
     metadata = j.metadata || jsonb_build_object(
       'cancel_attempted_at', CASE WHEN {existing_valid} IS NOT NULL THEN {existing} ELSE {now} END,
-      {cancels_key}, {cancels} + 1),
+      {cancels_key}, {cancels} + 1)
+      || {resume},
     errors = CASE WHEN r.reason = '' THEN j.errors ELSE array_append(j.errors, {error}) END
   FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[])
     AS r(id, attempted_at, reason)
@@ -293,13 +267,14 @@ FROM updated"""
         cancels=json_counter(sql.SQL("j.metadata"), CANCELS_KEY),
         control_channel=_channel("river_control"),
         error=_error_entry(),
+        resume=resume_entry(schema, resume_from),
     )
     params: dict[str, Any] = {
         "ids": [r.job_id for r in requests],
         "attempted_ats": [r.attempted_at for r in requests],
         "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
         "schema": schema,
-    }
+    } | resume_params(resume_from)
     rows = await db.fetch(statement, params, schema=schema, doing=f"cancel {_ids(requests)}")
     return _applied(rows)
 
@@ -370,16 +345,29 @@ RETURNING j.id, j.state::text AS state"""
 
 
 async def discard(
-    db: RiverDatabase, request: DiscardRequest, *, schema: str | None
+    db: RiverDatabase,
+    request: DiscardRequest,
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
 ) -> Applied | None:
-    applied = await discard_many(db, [request], schema=schema)
+    applied = await discard_many(db, [request], schema=schema, resume_from=resume_from)
     return applied[0] if applied else None
 
 
 async def discard_many(
-    db: RiverDatabase, requests: Sequence[DiscardRequest], *, schema: str | None
+    db: RiverDatabase,
+    requests: Sequence[DiscardRequest],
+    *,
+    schema: str | None,
+    resume_from: HeartbeatLocation | None = None,
 ) -> list[Applied]:
-    """Discards running jobs for good, with the reason in River's errors, fenced per attempt."""
+    """Discards running jobs, with the reason in River's errors, fenced per attempt.
+
+    With `resume_from`, the same statement copies the attempt's last progress into
+    `lifeguard:resume`, as a retry does: a user who retries the discarded job (River UI's
+    retry, River's JobRetry) resumes from it instead of starting over.
+    """
     if not requests:
         return []
     _no_duplicates(requests)
@@ -388,7 +376,7 @@ async def discard_many(
   state = 'discarded'::{state_type},
   finalized_at = now(),
   errors = array_append(j.errors, {error}),
-  metadata = j.metadata || jsonb_build_object({discards_key}, {discards} + 1)
+  metadata = j.metadata || jsonb_build_object({discards_key}, {discards} + 1) || {resume}
 FROM unnest(%(ids)s::bigint[], %(attempted_ats)s::timestamptz[], %(reasons)s::text[])
   AS r(id, attempted_at, reason)
 WHERE j.id = r.id AND j.state = 'running' AND j.attempted_at = r.attempted_at
@@ -399,12 +387,13 @@ RETURNING j.id, j.state::text AS state"""
         error=_error_entry(),
         discards_key=sql.Literal(DISCARDS_KEY),
         discards=json_counter(sql.SQL("j.metadata"), DISCARDS_KEY),
+        resume=resume_entry(schema, resume_from),
     )
     params: dict[str, Any] = {
         "ids": [r.job_id for r in requests],
         "attempted_ats": [r.attempted_at for r in requests],
         "reasons": [r.reason[:_ERROR_MAX_CHARS] for r in requests],
-    }
+    } | resume_params(resume_from)
     rows = await db.fetch(statement, params, schema=schema, doing=f"discard {_ids(requests)}")
     return _applied(rows)
 

@@ -39,7 +39,8 @@ class Target:
     # The leadership guard, asked before every batch: a leader whose term ran out by its own
     # clock (frozen, cut off from the apiserver) must not write what it decided before.
     may_act: Callable[[], bool] = field(default=always)
-    # Where the policy's workers keep progress: a retry copies it into lifeguard:resume.
+    # Where the policy's workers keep progress: a retry, cancel or discard copies it into
+    # lifeguard:resume, for the next attempt (Lifeguard's retry or a user's).
     heartbeats: HeartbeatLocation | None = None
 
 
@@ -79,14 +80,18 @@ async def _cancel(actions: Sequence[PlannedAction], to: Target) -> list[river_ac
         )
         for a in actions
     ]
-    return await river_actions.cancel_many(to.db, requests, schema=to.schema)
+    return await river_actions.cancel_many(
+        to.db, requests, schema=to.schema, resume_from=to.heartbeats
+    )
 
 
 async def _discard(actions: Sequence[PlannedAction], to: Target) -> list[river_actions.Applied]:
     requests = [
         river_actions.DiscardRequest(a.job_id, a.attempted_at, _error_text(a)) for a in actions
     ]
-    return await river_actions.discard_many(to.db, requests, schema=to.schema)
+    return await river_actions.discard_many(
+        to.db, requests, schema=to.schema, resume_from=to.heartbeats
+    )
 
 
 def _fenced(
