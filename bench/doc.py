@@ -27,7 +27,7 @@ Go modules, process node agents, the example Go worker with the heartbeat middle
 method. Regenerate this page with `make bench && make bench-doc` (after `make test` on a fresh
 clone: `make bench` builds nothing the tests did not). The run writes
 `build/bench/results.json` (the figure keys below, plus `meta`) and `build/bench/results.md`;
-it takes about six minutes on two cores, plus 15 to 25 for the `policies` section (10k pods in
+it takes about six minutes on two cores, plus 6 to 9 for the `policies` section (10k pods in
 50 namespaces, then three policy counts). `make test` runs the same harness on tiny sizes
 (tests/integration/test_bench_harness.py) and never the full bench.
 

@@ -1,9 +1,11 @@
-"""kopf wiring only: JobPolicy lifecycle to the fleet, pod, Job and node watch events to the
-caches.
+"""kopf wiring only: JobPolicy lifecycle to the fleet, node watch events to the caches, and the
+pod and Job informers started.
 
-Pods, Jobs and nodes belong to users; Lifeguard watches them with event handlers only, which kopf
-runs without writing annotations or finalizers onto them. Its own JobPolicies get kopf's
-progress annotations under lifeguard.dev and no finalizer.
+Nodes belong to users; Lifeguard watches them with event handlers only, which kopf runs without
+writing annotations or finalizers onto them. Its own JobPolicies get kopf's progress annotations
+under lifeguard.dev and no finalizer. Pods and batch/v1 Jobs are not kopf's: Lifeguard's own
+informers list and watch them (cluster/informer.py says why: kopf's per-object workers hold
+every pod's whole body during its initial listing, and index thousands of pods in minutes).
 
 A deleted JobPolicy stops at once: an event handler sees the watch's DELETED event (or a
 deletionTimestamp, when someone else's finalizer holds the object) and stops its supervisor
@@ -14,12 +16,12 @@ when nothing needs stopping. A policy deleted while the operator is down is simp
 when it starts, so nothing ever acts for it; one whose namespace is deleted is deleted by the
 namespace controller and stops the same way.
 
-Pods, batch/v1 Jobs and nodes reach the caches through index handlers. kopf runs an operator's
-index handlers for every object of the watches' initial listings before it runs any other
-handler, so a policy's supervisor (started by its resume handler) never scans with a partial
-picture: just after a restart, an empty cache would judge a job Stale (no pod) or NodeLost (no
-node). Until then each policy's Ready condition says CachesSyncing (from the JobPolicies' own
-index handler, which runs during the listing too).
+No policy is supervised before the caches hold their initial listings: just after a restart, an
+empty cache would judge a job Stale (no pod) or NodeLost (no node). Nodes reach theirs through
+an index handler (kopf runs an operator's index handlers for every object of the watches'
+initial listings before it runs any other handler), pods and Jobs through their informers' first
+listings. Until all are complete each policy's Ready condition says CachesSyncing (from the
+JobPolicies' own index handler, which runs during the listing too, or when the policy arrives).
 
 Handlers are coroutines: kopf runs plain functions in threads, and the caches and supervisors
 live on the event loop.
@@ -33,12 +35,13 @@ from typing import Any
 
 import kopf
 
-from lifeguard.cluster.facts import is_terminal_change, parse_time
+from lifeguard.cluster.facts import parse_time
 from lifeguard.cluster.leader import LeaderElector
 from lifeguard.cluster.leases import follow_node_leases
 from lifeguard.model.policy import GROUP, PLURAL, VERSION
 from lifeguard.supervisor.background import keep_running
-from lifeguard.supervisor.fleet import Fleet
+from lifeguard.supervisor.caches import informers
+from lifeguard.supervisor.fleet import KOPF_INDEXES, Fleet
 from lifeguard.supervisor.policy import PolicyRef
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ ANNOTATION_PREFIX = "lifeguard.dev"
 class WatchOptions:
     # Server-side label selector for pods, so large clusters do not stream every pod.
     pod_selector: str = ""
+    # The namespaces whose pods and Jobs are followed; None: every namespace.
+    namespaces: tuple[str, ...] | None = None
     # Whether nodes are watched (needs RBAC to list/watch nodes).
     nodes: bool = True
 
@@ -75,16 +80,13 @@ def build_registry(
         # Lifeguard posts its own, specific Events; kopf's handler chatter is noise.
         settings.posting.level = logging.WARNING
         # kopf keeps a worker task per object for `idle_timeout` (5 s by default) after its
-        # last event, and that worker holds the event's whole body. While thousands of pods
-        # arrive, the bodies of the last 5 s all stay alive, and the process keeps that
-        # high-water mark: ~10 MB of resident memory with 10k new pods (bench scale figure).
-        # Half a second still serves an object's back-to-back events with one worker; the
-        # wait for a patch's consistency is unaffected (kopf waits the longer of the two).
+        # last event, and that worker holds the event's whole body: while many objects change
+        # at once (nodes, policies), the bodies of the last 5 s would all stay alive. Half a
+        # second still serves an object's back-to-back events with one worker; the wait for a
+        # patch's consistency is unaffected (kopf waits the longer of the two).
         settings.queueing.idle_timeout = 0.5
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
-        if options.pod_selector:
-            settings.watching.label_selectors["v1", "pods"] = options.pod_selector
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -93,6 +95,14 @@ def build_registry(
         return kopf.login_via_client(**kwargs)
 
     background: list[asyncio.Task[None]] = []
+    # Built now, so that the fleet knows which listings its scans wait for.
+    followers = informers(fleet, options.namespaces, options.pod_selector)
+
+    @kopf.on.startup(registry=registry)
+    async def follow_pods_and_jobs(**_: Any) -> None:
+        for informer in followers:
+            task = asyncio.create_task(keep_running(f"following {informer.what}", informer.run))
+            background.append(task)
 
     if options.nodes:
 
@@ -118,7 +128,8 @@ def build_registry(
         await fleet.stop_all()
 
     _watch_policies(registry, fleet)
-    _watch_pods_and_nodes(registry, fleet, options)
+    if options.nodes:
+        _watch_nodes(registry, fleet)
     return registry
 
 
@@ -152,7 +163,7 @@ def _watch_policies(registry: kopf.OperatorRegistry, fleet: Fleet) -> None:
     ) -> None:
         if meta.get("deletionTimestamp"):
             return  # being deleted: policy_event stops it, nothing may start it again
-        fleet.mark_synced()  # kopf runs this only once every index is populated
+        await fleet.listed(KOPF_INDEXES)  # kopf runs this only once every index is populated
         await fleet.apply(
             PolicyRef(namespace or "", name, uid),
             dict(spec),
@@ -167,59 +178,18 @@ def _watch_policies(registry: kopf.OperatorRegistry, fleet: Fleet) -> None:
     ) -> None:
         # kopf runs an object's event handlers before its change handlers, so a deletion
         # stops the supervisor before any other handler of that event could touch it.
-        fleet.mark_synced()
+        await fleet.listed(KOPF_INDEXES)
         if type == "DELETED" or meta.get("deletionTimestamp"):
             await fleet.remove(namespace or "", name, uid=uid)
 
 
-def _watch_pods_and_nodes(
-    registry: kopf.OperatorRegistry, fleet: Fleet, options: WatchOptions
-) -> None:
-    @kopf.index("v1", "pods", registry=registry)
-    async def pod_listed(*, body: kopf.Body, **_: Any) -> None:
-        # Every pod event but deletions comes here first (kopf calls no index handler on
-        # DELETED); returning None keeps kopf's own index empty.
-        fleet.inventory.upsert_pod(body)
+def _watch_nodes(registry: kopf.OperatorRegistry, fleet: Fleet) -> None:
+    @kopf.index("v1", "nodes", registry=registry)
+    async def node_listed(*, body: kopf.Body, **_: Any) -> None:
+        fleet.inventory.upsert_node(body)
 
-    @kopf.on.event("v1", "pods", registry=registry)
-    async def pod_event(
-        *, type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any
-    ) -> None:
-        fleet.mark_synced()
+    @kopf.on.event("v1", "nodes", registry=registry)
+    async def node_event(*, type: str | None, name: str, **_: Any) -> None:
+        await fleet.listed(KOPF_INDEXES)
         if type == "DELETED":
-            facts = fleet.inventory.delete_pod(body)
-        else:
-            found = fleet.inventory.pod(namespace or "", name)
-            if found is None:
-                return
-            facts = found
-        if is_terminal_change(facts):
-            fleet.pod_ended(facts)
-
-    # batch/v1 Jobs of the watched namespaces, for the causes that end a Job's pods
-    # (suspension, activeDeadlineSeconds, deletion, backoffLimit). A watch rather than a read
-    # of a pod's Job when a verdict needs it: a deletion or suspension is known at once (the
-    # scan that sees the pod's tombstone already knows why, no API call in the scan), a
-    # deleted Job can still be told apart (a read would only find nothing), and the cache is
-    # a few small facts per Job. Pod events still drive the fast path: the Job controller
-    # deletes the pods, and their deletion wakes the supervisors.
-    @kopf.index("batch", "v1", "jobs", registry=registry)
-    async def job_listed(*, body: kopf.Body, **_: Any) -> None:
-        fleet.inventory.upsert_job(body)  # indexed like pods: complete before the first scan
-
-    @kopf.on.event("batch", "v1", "jobs", registry=registry)
-    async def job_event(*, type: str | None, body: kopf.Body, **_: Any) -> None:
-        if type == "DELETED":
-            fleet.inventory.delete_job(body)
-
-    if options.nodes:
-
-        @kopf.index("v1", "nodes", registry=registry)
-        async def node_listed(*, body: kopf.Body, **_: Any) -> None:
-            fleet.inventory.upsert_node(body)
-
-        @kopf.on.event("v1", "nodes", registry=registry)
-        async def node_event(*, type: str | None, name: str, **_: Any) -> None:
-            fleet.mark_synced()
-            if type == "DELETED":
-                fleet.inventory.delete_node(name)
+            fleet.inventory.delete_node(name)

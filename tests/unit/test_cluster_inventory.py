@@ -380,3 +380,43 @@ def test_deleted_jobs_are_remembered_as_gone() -> None:
     assert gone is not None and gone.gone
     assert inventory.job("jobs", None) is None
     assert inventory.job("other", "mailer") is None
+
+
+@pytest.mark.parametrize(
+    ("scope", "vanished"),
+    [
+        # A listing of every namespace: a pod of any namespace it lacks was deleted unseen.
+        (None, [("jobs", "w-2"), ("other", "w-3")]),
+        # A listing of one namespace says nothing about the pods of another.
+        ("jobs", [("jobs", "w-2")]),
+        ("other", [("other", "w-3")]),
+    ],
+)
+def test_pods_a_new_listing_lacks_have_vanished_as_gone(
+    scope: str | None, vanished: list[tuple[str, str]]
+) -> None:
+    inventory = Inventory()
+    for namespace, name in [("jobs", "w-1"), ("jobs", "w-2"), ("other", "w-3")]:
+        inventory.upsert_pod(pod_body(name, namespace=namespace))
+    gone = inventory.vanished_pods(scope, listed={("jobs", "w-1")})
+    assert sorted((p.namespace, p.name) for p in gone) == vanished
+    assert all(p.gone for p in gone)
+    for pod in gone:
+        inventory.drop_pod(pod)
+    # Dropped as deletions are (tombstones); the others stay live.
+    for key in [("jobs", "w-1"), ("jobs", "w-2"), ("other", "w-3")]:
+        found = inventory.pod(*key)
+        assert found is not None and found.gone == (key in vanished)
+    assert len(inventory) == 3 - len(vanished)
+
+
+def test_jobs_a_new_listing_lacks_have_vanished_as_gone() -> None:
+    inventory = Inventory()
+    inventory.upsert_job(job_body("mailer"))
+    inventory.upsert_job(job_body("report"))
+    [gone] = inventory.vanished_jobs("jobs", listed={("jobs", "mailer")})
+    assert (gone.name, gone.gone) == ("report", True)
+    inventory.drop_job(gone)
+    dropped = inventory.job("jobs", "report")
+    assert dropped is not None and dropped.gone
+    assert inventory.vanished_jobs("other", listed=set()) == []

@@ -247,7 +247,13 @@ def run(args: argparse.Namespace) -> int:
     )
     elector = _elector(args, kube, fleet)
     registry = build_registry(
-        fleet, WatchOptions(pod_selector=args.pod_selector, nodes=nodes), elector
+        fleet,
+        WatchOptions(
+            pod_selector=args.pod_selector,
+            nodes=nodes,
+            namespaces=None if args.all_namespaces or not args.namespace else tuple(args.namespace),
+        ),
+        elector,
     )
     scope: dict[str, Any] = (
         {"clusterwide": True} if args.all_namespaces or not args.namespace else {}

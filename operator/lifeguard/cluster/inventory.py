@@ -1,8 +1,8 @@
 """What the operator currently knows of pods and nodes, kept small and queried by supervisors.
 
-Fed by kopf's watch streams (index and event handlers) in the operator, or by one listing in
-`lifeguard explain`. Deleted pods are remembered for a while (tombstones) so a job whose pod
-vanished can still be told apart: evicted, OOM-killed, or deleted.
+Fed by the informers (pods, batch/v1 Jobs) and kopf's node watch in the operator, or by one
+listing in `lifeguard explain`. Deleted pods are remembered for a while (tombstones) so a job
+whose pod vanished can still be told apart: evicted, OOM-killed, or deleted.
 """
 
 import time
@@ -56,16 +56,25 @@ class Inventory:
     # -- feeding ---------------------------------------------------------------------------
     def upsert_pod(self, body: Body) -> PodFacts:
         facts = pod_facts(body)
+        self.put_pod(facts)
+        return facts
+
+    def delete_pod(self, body: Body) -> PodFacts:
+        facts = pod_facts(body, gone=True)
+        self.drop_pod(facts)
+        return facts
+
+    def put_pod(self, facts: PodFacts) -> None:
+        """A pod listed, added or modified."""
         key = (facts.namespace, facts.name)
         self._pods[key] = facts
         prefix = client_prefix(facts.name)
         self._by_prefix.setdefault((facts.namespace, prefix), set()).add(facts.name)
         self._namespaces_by_prefix.setdefault(prefix, set()).add(facts.namespace)
         self._forget_tombstone(key)
-        return facts
 
-    def delete_pod(self, body: Body) -> PodFacts:
-        facts = pod_facts(body, gone=True)
+    def drop_pod(self, facts: PodFacts) -> None:
+        """A pod deleted: its last facts (gone) stay as a tombstone for a while."""
         key = (facts.namespace, facts.name)
         self._pods.pop(key, None)
         prefix = client_prefix(facts.name)
@@ -79,23 +88,45 @@ class Inventory:
         self._tombs_by_prefix.setdefault((facts.namespace, prefix), set()).add(facts.name)
         self._namespaces_by_prefix.setdefault(prefix, set()).add(facts.namespace)
         self._expire_tombstones()
-        return facts
+
+    def vanished_pods(self, namespace: str | None, listed: set[PodKey]) -> list[PodFacts]:
+        """The live pods of `namespace` (None: every namespace) a new listing lacks, as gone:
+        deleted while their watch was down."""
+        return [
+            replace(facts, gone=True)
+            for key, facts in self._pods.items()
+            if key not in listed and (namespace is None or key[0] == namespace)
+        ]
 
     def upsert_job(self, body: Body) -> OwnerJobFacts:
         facts = job_facts(body)
-        key = (facts.namespace, facts.name)
-        self._jobs[key] = facts
-        self._job_tombstones.pop(key, None)
+        self.put_job(facts)
         return facts
 
     def delete_job(self, body: Body) -> OwnerJobFacts:
         facts = job_facts(body, gone=True)
+        self.drop_job(facts)
+        return facts
+
+    def put_job(self, facts: OwnerJobFacts) -> None:
+        key = (facts.namespace, facts.name)
+        self._jobs[key] = facts
+        self._job_tombstones.pop(key, None)
+
+    def drop_job(self, facts: OwnerJobFacts) -> None:
         key = (facts.namespace, facts.name)
         self._jobs.pop(key, None)
         self._job_tombstones[key] = (time.monotonic(), facts)
         self._job_tombstones.move_to_end(key)
         self._expire_job_tombstones()
-        return facts
+
+    def vanished_jobs(self, namespace: str | None, listed: set[PodKey]) -> list[OwnerJobFacts]:
+        """The live batch/v1 Jobs of `namespace` (None: all) a new listing lacks, as gone."""
+        return [
+            replace(facts, gone=True)
+            for key, facts in self._jobs.items()
+            if key not in listed and (namespace is None or key[0] == namespace)
+        ]
 
     def upsert_node(self, body: Body) -> NodeFacts:
         facts = node_facts(body)

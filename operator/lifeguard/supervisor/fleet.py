@@ -25,6 +25,8 @@ from lifeguard.supervisor.pools import DEFAULT_MAX_CONNECTIONS, SharedPools
 
 log = logging.getLogger(__name__)
 
+KOPF_INDEXES = "kopf's indexes"
+
 
 @dataclass(slots=True)
 class PolicyConfig:
@@ -67,10 +69,12 @@ class Fleet:
         # policies asking 40 times a second made it a tenth of the operator's CPU).
         self._facts_version = 0
         self._view: tuple[tuple[int, int], FleetView] | None = None
-        # False until the pod and node caches hold the watches' initial listings: kopf runs no
-        # handler but index handlers before that (see handlers.py), so no supervisor scans
-        # with a partial picture; meanwhile each policy's Ready condition says why.
+        # False until the caches hold their initial listings: kopf's indexes (JobPolicies,
+        # nodes; kopf runs no other handler before them, see handlers.py) and each informer's
+        # first listing (pods, batch/v1 Jobs). No supervisor starts before, so none scans with
+        # a partial picture; meanwhile each policy's Ready condition says why.
         self.caches_synced = False
+        self._unlisted: set[str] = {KOPF_INDEXES}
         self._syncing_noted: set[str] = set()
 
     async def apply(
@@ -88,6 +92,9 @@ class Fleet:
         self._remember(ref, spec, created)
         if not self.leading:
             return None
+        if not self.caches_synced:
+            await self.note_syncing(ref, status or {}, generation)
+            return None  # started once the caches are complete (`listed`)
         supervisor = self._supervisors.get(key)
         if supervisor is not None and supervisor.ref.uid != ref.uid:
             # Deleted and created again while the deletion went unseen: a new object.
@@ -194,11 +201,26 @@ class Fleet:
         self.leading = False
         await self.stop_all()
 
-    def mark_synced(self) -> None:
+    def expect_listing(self, what: str) -> None:
+        """Scans wait for `what`'s first listing too (an informer, before it starts)."""
         if not self.caches_synced:
-            self.caches_synced = True
-            self._syncing_noted.clear()
-            log.info("pod and node caches hold their initial listings: scans start")
+            self._unlisted.add(what)
+
+    async def listed(self, what: str) -> None:
+        """`what` holds its initial listing; once every cache does, supervise every policy."""
+        if what not in self._unlisted:
+            return
+        self._unlisted.discard(what)
+        if self._unlisted:
+            return
+        self.caches_synced = True
+        self._syncing_noted.clear()
+        log.info("pod, Job and node caches hold their initial listings: scans start")
+        if self.leading:
+            for config in list(self._policies.values()):
+                await self.apply(
+                    config.ref, config.spec, config.generation, config.status, config.created
+                )
 
     async def note_syncing(
         self, ref: PolicyRef, status: Mapping[str, Any], generation: int | None
