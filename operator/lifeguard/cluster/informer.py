@@ -221,6 +221,7 @@ class Informer(Generic[Facts]):
             version,
             convert=self._kind.facts,
             deliver=self._deliver,
+            opened=self._answered,
             loop=loop,
             done=done,
         )
@@ -253,6 +254,7 @@ class _Stream(Generic[Facts]):
         *,
         convert: Callable[..., Facts],
         deliver: Callable[[str, Facts], None],
+        opened: Callable[[], None],
         loop: asyncio.AbstractEventLoop,
         done: asyncio.Future[str],
     ) -> None:
@@ -261,6 +263,7 @@ class _Stream(Generic[Facts]):
         self._version = version
         self._convert: Callable[..., Facts] = convert
         self._deliver: Callable[[str, Facts], None] = deliver
+        self._opened = opened
         self._loop = loop
         self._done = done
         self._stopped = False
@@ -269,6 +272,7 @@ class _Stream(Generic[Facts]):
         outcome: str | BaseException
         try:
             self._response = self._open()
+            self._loop.call_soon_threadsafe(self._opened)  # answered: a failure streak ends
             for line in self._response:
                 if self._stopped:
                     break
