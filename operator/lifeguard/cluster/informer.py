@@ -13,10 +13,18 @@ watch that ends (the server's timeout) resumes from the last version seen, one t
 (410 Gone) lists again, and a listing replaces what the informer fed before: an object gone
 from it is delivered as deleted. Until its first listing is complete, `listed` is not called,
 so no scan judges with a partial picture.
+
+While an informer is blind, a pod's death waits for the next scan instead of taking the fast
+path, so every request it makes has a short bound and nothing retries behind its back: its
+client has urllib3's retries off (three by default, each after a full read timeout: a failed
+page held the informer for 40 s after an etcd restart), and a watch must answer with its
+headers within the request timeout (an apiserver whose watch cache is still filling holds a
+new watch without a word) before its read timeout is lengthened to the watch's own period.
 """
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import random
@@ -110,13 +118,16 @@ class Informer(Generic[Facts]):
         *,
         namespace: str | None = None,
         label_selector: str = "",
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> None:
         self._kube = kube
+        # (connect, read) seconds of a page, and of a watch until its headers.
+        self._timeout = timeout
         self._kind: Kind[Facts] = kind
         self._sink: Sink[Facts] = sink
         self._namespace = namespace
         self._selector = label_selector
-        self._api = kind.api(kube.api_client)
+        self._api = kind.api(unretried(kube.api_client))
         self._listed = False
         self._failing = False
         where = f"in {namespace}" if namespace else "in every namespace"
@@ -184,7 +195,7 @@ class Informer(Generic[Facts]):
         if self._selector:
             kwargs["label_selector"] = self._selector
         try:
-            response = self._list_method(_request_timeout=REQUEST_TIMEOUT, **kwargs)
+            response = self._list_method(_request_timeout=self._timeout, **kwargs)
         except ApiException as exc:
             if exc.status == 410:
                 raise _Expired from None  # the continue token expired: start over
@@ -211,13 +222,14 @@ class Informer(Generic[Facts]):
             "allow_watch_bookmarks": True,
             "timeout_seconds": seconds,
             "_preload_content": False,
-            "_request_timeout": (REQUEST_TIMEOUT[0], seconds + 30.0),
+            # Until the headers: the stream's reads get `seconds` + 30 once it is open.
+            "_request_timeout": self._timeout,
         }
         if self._selector:
             kwargs["label_selector"] = self._selector
         done: asyncio.Future[str] = loop.create_future()
         stream = _Stream(
-            lambda: self._list_method(**kwargs),
+            lambda: _reading_for(self._list_method(**kwargs), seconds + 30.0),
             version,
             convert=self._kind.facts,
             deliver=self._deliver,
@@ -310,6 +322,27 @@ class _Stream(Generic[Facts]):
         self._stopped = True
         with contextlib.suppress(ValueError, RuntimeError, OSError, AttributeError):
             self._response.shutdown()  # raises once finished or released: nothing to unblock
+
+
+def unretried(api_client: kubernetes.client.ApiClient) -> kubernetes.client.ApiClient:
+    """A client with `api_client`'s configuration and urllib3's retries off: a failed request
+    fails at once, and the informer chooses when to try again."""
+    configuration = copy.deepcopy(api_client.configuration)
+    configuration.retries = False
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _reading_for(response: Any, seconds: float) -> Any:
+    """`response` (a watch just opened, its headers read under the request timeout) with its
+    socket's read timeout set to `seconds`: a quiet watch sends nothing until the server ends
+    it, which must not read as a hung apiserver."""
+    connection = getattr(response, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        response.release_conn()
+        raise RuntimeError("a watch response without its socket: cannot bound its reads")
+    sock.settimeout(seconds)
+    return response
 
 
 T = TypeVar("T")
