@@ -1,8 +1,9 @@
 """Lifeguard's pod informer against the real apiserver, and against one that never answers.
 
-What the outage test (test_operator_restarts.py) relies on, checked on its own: a quiet watch
-outlives the request timeout that bounds its headers, and a request that gets no answer fails
-after one read timeout instead of urllib3's four.
+What the outage test (test_operator_restarts.py) relies on, checked on its own: the informer
+lists, then follows additions and deletions through a quiet watch that outlives the page
+timeout, and a request that gets no answer fails after one read timeout instead of urllib3's
+four, then is tried again by the informer itself.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from lifeguard.model.observation import PodFacts
 pytestmark = pytest.mark.e2e
 
 NAMESPACE = "informer"
-# A read timeout much shorter than the quiet spells below: a watch whose reads kept it would
-# fail (and say so) several times over.
+# A page's read timeout much shorter than the quiet spell below: a watch bound by it would fail
+# (and say so) several times over.
 SHORT = (5.0, 0.5)
 
 
@@ -88,7 +89,7 @@ async def running(informer: Informer[PodFacts], body: Callable[[], Awaitable[Non
             await task
 
 
-def test_a_quiet_watch_outlives_the_request_timeout_and_sees_what_follows(
+def test_a_quiet_watch_outlives_the_page_timeout_and_sees_what_follows(
     control_plane: ControlPlane, caplog: pytest.LogCaptureFixture
 ) -> None:
     plane = control_plane

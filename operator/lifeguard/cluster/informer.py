@@ -15,11 +15,13 @@ from it is delivered as deleted. Until its first listing is complete, `listed` i
 so no scan judges with a partial picture.
 
 While an informer is blind, a pod's death waits for the next scan instead of taking the fast
-path, so every request it makes has a short bound and nothing retries behind its back: its
-client has urllib3's retries off (three by default, each after a full read timeout: a failed
-page held the informer for 40 s after an etcd restart), and a watch must answer with its
-headers within the request timeout (an apiserver whose watch cache is still filling holds a
-new watch without a word) before its read timeout is lengthened to the watch's own period.
+path. The blind spell after an outage is shortest when a request is already waiting at the
+apiserver the moment it can serve again: an apiserver whose watch cache refills after an etcd
+restart holds a new watch (and a listing) until the cache is ready and then answers at once,
+with every event since the watch's resourceVersion. So a request is given time (a watch its
+whole period, a page the apiserver's own 60 s deadline), and nothing retries behind the
+informer's back: its client has urllib3's retries off, which otherwise made each timed-out page
+three more tries (40 s blind after an etcd restart, with 10 s reads).
 """
 
 import asyncio
@@ -38,7 +40,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lifeguard.cluster.facts import Body, job_facts, pod_facts
-from lifeguard.cluster.kube import REQUEST_TIMEOUT, KubeClient
+from lifeguard.cluster.kube import KubeClient
 from lifeguard.model.observation import OwnerJobFacts, PodFacts
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ PAGE_SIZE = 250
 # The apiserver ends a watch after this long (with jitter, as client-go does); it is resumed
 # from the last resourceVersion seen, so a quiet watch costs one request per period.
 WATCH_SECONDS = 240
+# (connect, read) seconds of a listing's page: the apiserver answers by its own deadline (60 s),
+# at worst with a timeout, and a page waiting for a watch cache to refill is answered as soon as
+# it has.
+PAGE_TIMEOUT = (5.0, 65.0)
 # Between tries after a failure: while a watch is down its pods' deaths wait for the next scan
 # instead of taking the fast path, so the wait stays short (one request per 5 s during an
 # apiserver outage).
@@ -118,10 +124,10 @@ class Informer(Generic[Facts]):
         *,
         namespace: str | None = None,
         label_selector: str = "",
-        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        timeout: tuple[float, float] = PAGE_TIMEOUT,
     ) -> None:
         self._kube = kube
-        # (connect, read) seconds of a page, and of a watch until its headers.
+        # (connect, read) seconds of a page; a watch connects within the same bound.
         self._timeout = timeout
         self._kind: Kind[Facts] = kind
         self._sink: Sink[Facts] = sink
@@ -222,14 +228,13 @@ class Informer(Generic[Facts]):
             "allow_watch_bookmarks": True,
             "timeout_seconds": seconds,
             "_preload_content": False,
-            # Until the headers: the stream's reads get `seconds` + 30 once it is open.
-            "_request_timeout": self._timeout,
+            "_request_timeout": (self._timeout[0], seconds + 30.0),
         }
         if self._selector:
             kwargs["label_selector"] = self._selector
         done: asyncio.Future[str] = loop.create_future()
         stream = _Stream(
-            lambda: _reading_for(self._list_method(**kwargs), seconds + 30.0),
+            lambda: self._list_method(**kwargs),
             version,
             convert=self._kind.facts,
             deliver=self._deliver,
@@ -330,19 +335,6 @@ def unretried(api_client: kubernetes.client.ApiClient) -> kubernetes.client.ApiC
     configuration = copy.deepcopy(api_client.configuration)
     configuration.retries = False
     return kubernetes.client.ApiClient(configuration)
-
-
-def _reading_for(response: Any, seconds: float) -> Any:
-    """`response` (a watch just opened, its headers read under the request timeout) with its
-    socket's read timeout set to `seconds`: a quiet watch sends nothing until the server ends
-    it, which must not read as a hung apiserver."""
-    connection = getattr(response, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is None:
-        response.release_conn()
-        raise RuntimeError("a watch response without its socket: cannot bound its reads")
-    sock.settimeout(seconds)
-    return response
 
 
 T = TypeVar("T")
