@@ -109,6 +109,19 @@ class Sink(Generic[Facts]):
     listed: Callable[[str], Awaitable[None]]
 
 
+def describe_refusal(exc: ApiException) -> str:
+    """An answer's status, with what to do when it is a refusal that waiting will not end."""
+    said = f"HTTP {exc.status} {exc.reason}"
+    if exc.status == 403:
+        return (
+            f"{said}: the operator's ServiceAccount may not list and watch them (the chart's"
+            " watch.namespaces grants it per namespace); no policy is scanned until it can"
+        )
+    if exc.status == 401:
+        return f"{said}: the operator's credentials were refused"
+    return said
+
+
 class _Expired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
 
@@ -155,7 +168,7 @@ class Informer(Generic[Facts]):
                     log.warning("may not read %s: followed as none", self.what)
                     await self._first_listing_done()
                     return
-                self._failed(f"HTTP {exc.status} {exc.reason}")
+                self._failed(describe_refusal(exc))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 self._failed(str(getattr(exc, "reason", None) or exc) or type(exc).__name__)
             else:

@@ -245,8 +245,9 @@ class Fleet:
             status=ConditionStatus.UNKNOWN,
             reason="CachesSyncing",
             message=(
-                "The operator is reading the pods and nodes it watches; the first scan starts"
-                " once that listing is complete, so no job is judged with a partial picture."
+                "The operator is reading the pods, Jobs and nodes it watches; the first scan"
+                " starts once those listings are complete, so no job is judged with a partial"
+                " picture. If this lasts, the operator's log says which listing fails and why."
             ),
             now=datetime.now(UTC),
             observed_generation=generation,
