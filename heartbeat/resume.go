@@ -12,12 +12,14 @@ import (
 
 // ResumeKey is the river_job.metadata key where River Lifeguard keeps the
 // last progress of an attempt it retried (a dead pod, a lost node, an OOM
-// kill), copied in the same fenced statement as the retry itself. It outlives
-// the heartbeat row (pruned once the attempt ends) and shows in River's UI.
+// kill), cancelled or discarded, copied in the same fenced statement as the
+// action itself: a job a user retries by hand (River's UI, JobRetry) resumes
+// too. It outlives the heartbeat row (pruned once the attempt ends) and shows
+// in River's UI.
 const ResumeKey = "lifeguard:resume"
 
 // Checkpoint is the last progress an earlier attempt of the job reported
-// through Progress before Lifeguard retried it.
+// through Progress before Lifeguard retried, cancelled or discarded it.
 type Checkpoint struct {
 	// Attempt is the attempt that reported the progress.
 	Attempt int `json:"attempt"`
@@ -31,10 +33,12 @@ type Checkpoint struct {
 var ErrNoJob = errors.New("heartbeat: no job row to resume from")
 
 // LastCheckpoint returns the checkpoint Lifeguard copied into the job's
-// metadata when it retried an earlier attempt, and whether there is one. A job
-// that never reported progress before it was retried has none, and neither has
-// a job retried by River itself (an error returned from Work, River's rescuer):
-// River retries its own failures without Lifeguard.
+// metadata when it retried, cancelled or discarded an earlier attempt, and
+// whether there is one. A job that never reported progress before that has
+// none, and neither has a job retried by River itself (an error returned from
+// Work, River's rescuer): River retries its own failures without Lifeguard.
+// A cancel's checkpoint is the progress known when Lifeguard asked River to
+// cancel; what the worker reported after that is not in it.
 func LastCheckpoint(job *rivertype.JobRow) (Checkpoint, bool, error) {
 	if job == nil {
 		return Checkpoint{}, false, ErrNoJob
