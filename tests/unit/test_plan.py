@@ -6,7 +6,7 @@ import pytest
 from builders import NOW, JobBuilder, PolicyBuilder, node, pod, policy, running_job
 
 from lifeguard.model.enums import Action, Backoff, Cause
-from lifeguard.plan import Judged, Plan, SafetyState, Unread, plan
+from lifeguard.plan import BeatingJob, Judged, Plan, PodRef, SafetyState, Unread, plan
 from lifeguard.plan.breaker import going_stale_after
 from lifeguard.verdict import decide
 
@@ -298,6 +298,69 @@ def test_beats_on_another_pod_do_not_hold_a_restart() -> None:
         running_job(job_id=1).beat_age(45), running_job(job_id=2).on(pod("w-2")).beat_age(5)
     )
     assert [(a.job_id, a.action) for a in result.actions] == [(1, RESTART)]
+
+
+WORKER_1 = PodRef("jobs", "worker-1", "uid-worker-1")
+
+
+@pytest.mark.parametrize(
+    ("elsewhere", "held_why"),
+    [
+        pytest.param(
+            {WORKER_1: (BeatingJob(7, "tier-fast"),)},
+            "pod jobs/worker-1 still beats for job 7 (policy tier-fast): its process is alive,"
+            " and a restart would end that job too",
+            id="another_policys_job_beats_on_the_pod",
+        ),
+        pytest.param(
+            {WORKER_1: (BeatingJob(7, "tier-fast"), BeatingJob(9, "catch-all"))},
+            "pod jobs/worker-1 still beats for job 9 (policy catch-all) and job 7 (policy"
+            " tier-fast): its process is alive, and a restart would end them too",
+            id="two_other_policies_jobs_beat_on_the_pod",
+        ),
+        pytest.param(
+            {PodRef("jobs", "worker-1", "uid-of-a-successor"): (BeatingJob(7, "tier-fast"),)},
+            None,
+            id="a_successor_of_the_same_name_beats_not_this_pod",
+        ),
+        pytest.param(
+            {PodRef("jobs", "worker-2", "uid-worker-2"): (BeatingJob(7, "tier-fast"),)},
+            None,
+            id="another_pod_beats",
+        ),
+    ],
+)
+def test_a_pod_that_beats_for_another_policys_job_is_not_restarted(
+    elsewhere: dict[PodRef, tuple[BeatingJob, ...]], held_why: str | None
+) -> None:
+    # A worker runs the queues of two policies: the one whose job went stale must not end the
+    # other's job that still beats, though it never scans that job's queue.
+    result = plan(
+        judge(running_job(job_id=1).beat_age(45)),
+        policy(),
+        SafetyState(),
+        NOW,
+        beating_elsewhere=elsewhere,
+    )
+    if held_why is None:
+        assert [(a.job_id, a.action) for a in result.actions] == [(1, RESTART)]
+    else:
+        assert result.actions == []
+        assert [(h.job_id, h.action, h.why) for h in result.held] == [(1, RESTART, held_why)]
+
+
+def test_a_plan_tells_which_of_its_jobs_beat_on_which_pod() -> None:
+    # What the policy publishes for the others (supervisor.beats): fresh beats of live pods.
+    result = plan_for(
+        running_job(job_id=1).beat_age(5),
+        running_job(job_id=2).beat_age(45),
+        running_job(job_id=3).on(pod("w-2")).beat_age(4),
+        running_job(job_id=4).on(pod("w-3").deleted()).beat_age(3),
+    )
+    assert result.beating == {
+        WORKER_1: (1,),
+        PodRef("jobs", "w-2", "uid-w-2"): (3,),
+    }
 
 
 def test_policy_action_none_only_reports() -> None:

@@ -2,9 +2,18 @@
 
 from lifeguard.plan.breaker import Unread
 from lifeguard.plan.planner import Judged, PolicyLike, plan
-from lifeguard.plan.types import HeldJob, Plan, PlanEvent, PlannedAction, PodRef, SafetyState
+from lifeguard.plan.types import (
+    BeatingJob,
+    HeldJob,
+    Plan,
+    PlanEvent,
+    PlannedAction,
+    PodRef,
+    SafetyState,
+)
 
 __all__ = [
+    "BeatingJob",
     "HeldJob",
     "Judged",
     "Plan",

@@ -22,7 +22,7 @@ for the breaker) neither wait for the limit nor count in it (see ratelimit). Dry
 every action so the shell reports and never writes.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -40,6 +40,7 @@ from lifeguard.plan.breaker import (
 from lifeguard.plan.escalation import Step, Wait, next_step
 from lifeguard.plan.ratelimit import budget, in_window, never_deferred, within_budget
 from lifeguard.plan.types import (
+    BeatingJob,
     HeldJob,
     Plan,
     PlanEvent,
@@ -123,26 +124,32 @@ def _going_stale(obs: Observation, verdict: Verdict) -> bool:
     return start is not None and start <= beat_age <= limits.stale_after
 
 
-def _beating_jobs(judged: Sequence[Judged]) -> dict[PodRef, list[int]]:
+def _beating_jobs(judged: Sequence[Judged]) -> dict[PodRef, tuple[int, ...]]:
     """The jobs whose beat is fresh, by the live pod that runs them."""
-    found: dict[PodRef, list[int]] = {}
+    found: dict[PodRef, tuple[int, ...]] = {}
     for obs, _ in judged:
         beat_age, ref = obs.job.beat_age, _pod_ref(obs)
         if ref is None or obs.pod is None or obs.pod.gone or beat_age is None:
             continue
         if beat_age <= obs.thresholds.stale_after:
-            found.setdefault(ref, []).append(obs.job.id)
+            found[ref] = (*found.get(ref, ()), obs.job.id)
     return found
 
 
-def _jobs(job_ids: Sequence[int]) -> str:
-    """ "job 4" / "jobs 4 and 7" / "jobs 4, 7 and 3 more"."""
-    ids = sorted(job_ids)
-    if len(ids) == 1:
-        return f"job {ids[0]}"
-    if len(ids) == 2:
-        return f"jobs {ids[0]} and {ids[1]}"
-    return f"jobs {ids[0]}, {ids[1]} and {len(ids) - 2} more"
+def _jobs(jobs: Sequence[BeatingJob]) -> str:
+    """ "job 4" / "jobs 4 and 7 (policy b)" / "job 4, job 7 (policy b) and 3 more"."""
+    ordered = sorted(jobs, key=lambda job: (job.policy, job.job_id))
+    if all(not job.policy for job in ordered):
+        ids = [job.job_id for job in ordered]
+        if len(ids) == 1:
+            return f"job {ids[0]}"
+        if len(ids) == 2:
+            return f"jobs {ids[0]} and {ids[1]}"
+        return f"jobs {ids[0]}, {ids[1]} and {len(ids) - 2} more"
+    named = [str(job) for job in ordered]
+    if len(named) <= 2:
+        return " and ".join(named)
+    return f"{named[0]}, {named[1]} and {len(named) - 2} more"
 
 
 def _retry_ends(obs: Observation, count_attempt: bool) -> str | None:
@@ -166,10 +173,14 @@ def plan(
     state: SafetyState,
     now: datetime,
     unread: Unread = NONE_UNREAD,
+    *,
+    beating_elsewhere: Mapping[PodRef, Sequence[BeatingJob]] | None = None,
 ) -> Plan:
     """The actions for one scan of one policy, the jobs held back and why, and the next state.
 
-    `unread`: the running jobs a truncated scan did not read, for the circuit breaker."""
+    `unread`: the running jobs a truncated scan did not read, for the circuit breaker.
+    `beating_elsewhere`: jobs other policies last saw beating, by pod (overlapping policies
+    on one worker's queues): a pod that still beats for any job is never restarted."""
     ordered = sorted(judged, key=lambda pair: pair[0].job.id)
     safety = policy.safety
     breaker = read_breaker(
@@ -206,7 +217,13 @@ def plan(
             continue
         action = _action(obs, verdict, rule, step, dry_run)
         if action.action is Action.RESTART_POD and action.pod is not None:
-            alive = [job_id for job_id in beating.get(action.pod, ()) if job_id != obs.job.id]
+            alive = [
+                BeatingJob(job_id) for job_id in beating.get(action.pod, ()) if job_id != obs.job.id
+            ] + [
+                job
+                for job in (beating_elsewhere or {}).get(action.pod, ())
+                if job.job_id != obs.job.id
+            ]
             if alive:
                 why = (
                     f"pod {action.pod} still beats for {_jobs(alive)}: its process is alive,"
@@ -242,4 +259,11 @@ def plan(
         rate_limited=bool(deferred),
         recent_actions=in_window(state.recent_actions, now) + (now,) * limited,
     )
-    return Plan(actions=actions, deferred=deferred, held=held, state=next_state, events=events)
+    return Plan(
+        actions=actions,
+        deferred=deferred,
+        held=held,
+        state=next_state,
+        events=events,
+        beating=beating,
+    )

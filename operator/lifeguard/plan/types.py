@@ -19,6 +19,18 @@ class PodRef:
 
 
 @dataclass(frozen=True, slots=True)
+class BeatingJob:
+    """A job whose beat was fresh when a policy last judged it: its pod's process was alive."""
+
+    job_id: int
+    # The policy that judged it; "" for the planning policy itself.
+    policy: str = ""
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}" + (f" (policy {self.policy})" if self.policy else "")
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyState:
     """A policy's safety memory between scans; the planner returns the next one.
 
@@ -93,3 +105,6 @@ class Plan:
     held: list[HeldJob] = field(default_factory=list)
     state: SafetyState = SafetyState()
     events: list[PlanEvent] = field(default_factory=list)
+    # The policy's own jobs whose beat is fresh, by the live pod that runs them: other
+    # policies on the same pods hold their restarts on it (supervisor.beats.BeatBoard).
+    beating: dict[PodRef, tuple[int, ...]] = field(default_factory=dict)

@@ -68,7 +68,14 @@ def judge(cycle: Cycle, spec: JobPolicySpec, scan: Scanned) -> Judgment:
             count for kind, count in scan.unread_stale_by_kind.items() if kind not in silent_kinds
         ),
     )
-    plan = planning.plan(judged, spec, cycle.safety, scan.now, unread)
+    plan = planning.plan(
+        judged,
+        spec,
+        cycle.safety,
+        scan.now,
+        unread,
+        beating_elsewhere=cycle.snapshot.beating_elsewhere,
+    )
     cycle.safety = plan.state
     return Judgment(claimed, judged, plan)
 

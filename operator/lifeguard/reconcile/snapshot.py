@@ -14,6 +14,7 @@ from datetime import datetime
 from lifeguard.model.observation import JobFacts, NodeFacts, OwnerJobFacts, PodFacts
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.status import KindStat
+from lifeguard.plan.types import BeatingJob, PodRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ class Snapshot:
     me: PolicyFacts | None = None
     # The last apiserver outage that ended, reported once per policy.
     apiserver_outage: ApiserverOutage | None = None
+    # Jobs other policies last saw beating, by pod: a pod that runs them is not restarted.
+    beating_elsewhere: Mapping[PodRef, tuple[BeatingJob, ...]] = field(default_factory=dict)
 
     @property
     def scan(self) -> Scanned | None:

@@ -18,6 +18,7 @@ from lifeguard.metrics import Metrics
 from lifeguard.model.conditions import READY, Condition, ConditionStatus, set_condition
 from lifeguard.model.observation import PodFacts
 from lifeguard.model.ownership import FleetView, PolicyFacts
+from lifeguard.supervisor.beats import BeatBoard
 from lifeguard.supervisor.execute import always
 from lifeguard.supervisor.loop import Supervisor
 from lifeguard.supervisor.policy import PolicyRef, SpecError, parse_spec
@@ -60,6 +61,8 @@ class Fleet:
         self._policies: dict[tuple[str, str], PolicyConfig] = {}
         self._supervisors: dict[tuple[str, str], Supervisor] = {}
         self.pools = SharedPools(cap=max_connections, metrics=metrics)
+        # What each policy last saw beating, for the others' restart decisions.
+        self.beats = BeatBoard()
         self._watched = tuple(watched_namespaces) if watched_namespaces is not None else None
         # Per policy: its facts for the ownership rule (without the database, which the pools
         # know) and its schema; absent while its spec is invalid.
@@ -109,6 +112,7 @@ class Fleet:
                 may_act=self.may_act,
                 pools=self.pools,
                 fleet_source=self.view,
+                beats=self.beats,
             )
             self._supervisors[key] = supervisor
             log.info("policy %s: supervising", ref)
@@ -132,6 +136,7 @@ class Fleet:
         supervisor = self._supervisors.pop((namespace, name), None)
         if supervisor is not None:
             await supervisor.stop()
+            self.beats.forget(str(supervisor.ref))
             log.info("policy %s: stopped", supervisor.ref)
 
     async def stop_all(self) -> None:

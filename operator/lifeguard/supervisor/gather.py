@@ -8,7 +8,7 @@ the next cycle: `reconcile` decides on the Snapshot alone.
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from lifeguard.cluster.inventory import Inventory
@@ -18,6 +18,7 @@ from lifeguard.model.enums import HeartbeatStore
 from lifeguard.model.ownership import FleetView, PolicyFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.model.status import KindStat
+from lifeguard.plan import BeatingJob, PodRef
 from lifeguard.reconcile import (
     ApiserverOutage,
     ClientIds,
@@ -125,6 +126,7 @@ async def gather(
     *,
     fleet_source: FleetSource | None = None,
     reachability: Reachability | None = None,
+    beating_elsewhere: Mapping[PodRef, tuple[BeatingJob, ...]] | None = None,
 ) -> tuple[Snapshot, RiverDatabase | None]:
     """The cycle's Snapshot, and the database to write to when the scan succeeded.
 
@@ -174,6 +176,7 @@ async def gather(
         fleet=fleet,
         me=me,
         apiserver_outage=_last_outage(reachability),
+        beating_elsewhere=dict(beating_elsewhere or {}),
     )
     return snapshot, db
 

@@ -30,6 +30,7 @@ from lifeguard.reconcile import (
     reconcile,
 )
 from lifeguard.supervisor.apply import patch_status, post_events, record_metrics, write_logs
+from lifeguard.supervisor.beats import BeatBoard
 from lifeguard.supervisor.connection import DatabaseSource
 from lifeguard.supervisor.execute import LeadershipLost, Target, always, execute
 from lifeguard.supervisor.gather import FleetSource, KindStatistics, gather, scan_query
@@ -56,6 +57,7 @@ class Supervisor:
         may_act: Callable[[], bool] = always,
         pools: SharedPools | None = None,
         fleet_source: FleetSource | None = None,
+        beats: BeatBoard | None = None,
     ) -> None:
         self.ref = ref
         # The leadership guard (see Fleet): asked before the scan, before every action batch
@@ -67,6 +69,7 @@ class Supervisor:
         self._metrics = metrics
         self._source = DatabaseSource(kube, ref.namespace, pools=pools, holder=str(ref))
         self._fleet_source = fleet_source
+        self._beats = beats
         self._stats = KindStatistics()
         self._pruner = HeartbeatPruner(str(ref), metrics)
         self._spec: JobPolicySpec | InvalidSpec = InvalidSpec("no spec")
@@ -150,8 +153,21 @@ class Supervisor:
                 self._stats,
                 fleet_source=self._fleet_source,
                 reachability=self._kube.reachability,
+                beating_elsewhere=(
+                    self._beats.elsewhere(str(self.ref), now=time.monotonic())
+                    if self._beats is not None
+                    else None
+                ),
             )
             self._state, effects = reconcile(snapshot, self._state, spec)
+            if self._beats is not None and effects.plan is not None and valid is not None:
+                self._beats.publish(
+                    str(self.ref),
+                    self.ref.name,
+                    effects.plan.beating,
+                    now=snapshot.monotonic,
+                    scan_interval=parse_duration(valid.scan_interval),
+                )
             outcomes: list[Outcome] = []
             if effects.actions and db is not None and valid is not None:
                 target = Target(
