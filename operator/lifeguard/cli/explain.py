@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from lifeguard.cli.explain_fleet import fleet_source, namespace_policies
+from lifeguard.cli.explain_fleet import beats_of_the_others, fleet_source, namespace_policies
 from lifeguard.cli.explain_leader import OPERATOR_LEASE_SELECTOR, Leader, leader_line, leaders
 from lifeguard.cli.explain_report import (
     effects_text,
@@ -111,6 +111,7 @@ async def gather_and_reconcile(
         await db.open()
         return db
 
+    watched = None if everywhere is not None else (namespace,)
     fleet = fleet_source(
         policies,
         str(ref),
@@ -119,11 +120,18 @@ async def gather_and_reconcile(
             if database_url is None
             else database_identity(database_url, spec.database.schema_)
         ),
-        None if everywhere is not None else (namespace,),
+        watched,
     )
     try:
+        elsewhere = await beats_of_the_others(kube, policies, str(ref), inventory, watched)
         snapshot, _ = await gather(
-            ref, spec, inventory, connect, KindStatistics(), fleet_source=fleet
+            ref,
+            spec,
+            inventory,
+            connect,
+            KindStatistics(),
+            fleet_source=fleet,
+            beating_elsewhere=elsewhere,
         )
     finally:
         await source.close()
