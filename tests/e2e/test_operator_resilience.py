@@ -3,7 +3,10 @@ operator itself, and workers that beat through River's metadata instead of the b
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.e2e
 RiverDatabase = Callable[..., str]
 StartAgent = Callable[[str], NodeAgentHandle]
 NODE, BREAKER, OUTAGE, META, PAIR = "rs-node", "rs-breaker", "rs-outage", "rs-meta", "rs-pair"
+SHARED = "rs-shared"
 POLICY = "workers"
 
 
@@ -46,7 +50,7 @@ def operator(
         state_dir,
         control_plane.kubeconfig,
         name="operator-resilience",
-        namespaces=[NODE, BREAKER, OUTAGE, META, PAIR],
+        namespaces=[NODE, BREAKER, OUTAGE, META, PAIR, SHARED],
     )
     yield process
     process.stop()
@@ -155,6 +159,73 @@ def test_heartbeat_writer_outage_opens_the_circuit_and_nothing_is_touched_until_
     world.wait_event("CircuitClosed")
     for job in jobs:
         assert untouched(world.job(job))
+    world.cleanup()
+
+
+# -- one worker, two policies' queues ------------------------------------------------------
+def test_a_pod_that_beats_for_another_policys_job_is_not_restarted(
+    control_plane: ControlPlane,
+    kube: KubeClient,
+    river_database: RiverDatabase,
+    worker_binary: Path,
+    operator: OperatorProcess,
+) -> None:
+    # One worker runs two queues, each judged by its own policy. One job's beats stall (its
+    # heartbeat row locked by a long transaction) while the other's go on: the process is
+    # alive, and the first policy must not restart the pod and end the other policy's job.
+    dsn = river_database()
+    world = world_with_policy(
+        control_plane, kube, SHARED, dsn, worker_binary, selector={"queues": ["tier"]}
+    )
+    world.apply_policy("rest", fast_policy_spec(selector={"queues": ["rest"]}))
+    world.worker_pod("shared-w", "tier,rest")
+    uid = world.pod("shared-w")["metadata"]["uid"]
+    stalled = world.enqueue("sleep", {"seconds": 120}, queue="tier")
+    beating = world.enqueue("sleep", {"seconds": 120}, queue="rest")
+    world.wait_job(stalled, "running", timeout=30)
+    world.wait_job(beating, "running", timeout=30)
+    world.wait_condition(POLICY, "Ready", "True", timeout=30)
+    time.sleep(2)  # both policies have judged their job beating at least once
+
+    release = threading.Event()
+    locked = threading.Event()
+
+    def hold_row() -> None:
+        with psycopg.connect(dsn) as conn, conn.transaction():
+            conn.execute(
+                "SELECT 1 FROM river_job_heartbeat WHERE job_id = %s FOR UPDATE", (stalled,)
+            )
+            locked.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_row)
+    holder.start()
+    try:
+        assert locked.wait(10), "the heartbeat row was not locked"
+        # The stalled job goes Unresponsive after 3 missed beats; its restart would follow
+        # at once (and its escalation 6 s later) were it not held.
+        time.sleep(12)
+        explained = subprocess.run(
+            [sys.executable, "-m", "lifeguard.cli", "explain", POLICY, "-n", SHARED, "-o", "json"],
+            env={"KUBECONFIG": str(control_plane.kubeconfig), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert explained.returncode == 0, explained.stderr
+        held = {h["jobId"]: h["why"] for h in json.loads(explained.stdout)["held"]}
+        assert f"still beats for job {beating} (policy rest)" in held.get(stalled, ""), held
+        pod = world.pod("shared-w")
+        assert pod is not None and pod["metadata"]["uid"] == uid, "the pod was restarted"
+        assert not pod["metadata"].get("deletionTimestamp"), "the pod is being evicted"
+        assert not world.events("PodRestarted")
+        for job in (stalled, beating):
+            row = world.job(job)
+            assert row["state"] == "running" and untouched(row), row
+    finally:
+        release.set()
+        holder.join()
     world.cleanup()
 
 
