@@ -27,19 +27,21 @@ Go modules, process node agents, the example Go worker with the heartbeat middle
 method. Regenerate this page with `make bench && make bench-doc` (after `make test` on a fresh
 clone: `make bench` builds nothing the tests did not). The run writes
 `build/bench/results.json` (the figure keys below, plus `meta`) and `build/bench/results.md`;
-it takes about six minutes on two cores, plus 6 to 9 for the `policies` section (10k pods in
-50 namespaces, then three policy counts). `make test` runs the same harness on tiny sizes
+it took 13 minutes on two cores (tools and images cached): 6 for the `policies` section
+(10k pods in 50 namespaces, then three policy counts), under 1 each for `database` and
+`realnode`. `make test` runs the same harness on tiny sizes
 (tests/integration/test_bench_harness.py) and never the full bench.
 
 Sizes and parts are environment variables (bench/config.py): `BENCH_SECTIONS`
-(`database,cluster,policies`), `BENCH_SIZES` (running jobs per scan figure), `BENCH_WAL_JOBS`,
-`BENCH_WAL_BEATS`, `BENCH_HEARTBEAT_ROWS_JOBS`, `BENCH_DEATH_EVENTS`, `BENCH_RERUN_EVENTS`,
-`BENCH_NODE_LOSS_JOBS`, `BENCH_STUCK_EVENTS`, `BENCH_HEALTHY_JOBS`, `BENCH_RESCUER_AFTER_S`,
-`BENCH_SCALE_PODS`, `BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`, `BENCH_POLL_INTERVAL_S`,
-`BENCH_NODE_MONITOR_GRACE`, and for the `policies` section `BENCH_POLICY_SIZES`,
-`BENCH_POLICY_NAMESPACES`, `BENCH_POLICY_JOBS`, `BENCH_POLICY_CONNECTION_CAP`, and for the
-`realnode` section `BENCH_REAL_NODE_OOMS` (kubelet, containerd and runc from source, the
-operator from its image; alone with `BENCH_SECTIONS=realnode`).
+(`database,cluster,policies,realnode`), `BENCH_SIZES` (running jobs per scan figure),
+`BENCH_WAL_JOBS`, `BENCH_WAL_BEATS`, `BENCH_HEARTBEAT_ROWS_JOBS`, `BENCH_DEATH_EVENTS`,
+`BENCH_RERUN_EVENTS`, `BENCH_NODE_LOSS_JOBS`, `BENCH_STUCK_EVENTS`, `BENCH_HEALTHY_JOBS`,
+`BENCH_RESCUER_AFTER_S`, `BENCH_SCALE_PODS`, `BENCH_IDLE_JOBS`, `BENCH_IDLE_WINDOW_S`,
+`BENCH_POLL_INTERVAL_S`, `BENCH_NODE_MONITOR_GRACE`, and for the `policies` section
+`BENCH_POLICY_SIZES`, `BENCH_POLICY_NAMESPACES`, `BENCH_POLICY_JOBS`,
+`BENCH_POLICY_CONNECTION_CAP`, and for the `realnode` section `BENCH_REAL_NODE_OOMS` (kubelet,
+containerd and runc from source, the operator from its image; alone with
+`BENCH_SECTIONS=realnode`).
 A figure whose size was not run stays `null` ("not measured").
 
 Measured on: {machine}.
