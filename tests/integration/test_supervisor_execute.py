@@ -19,7 +19,7 @@ from lifeguard.model.enums import Action, Backoff, Cause
 from lifeguard.plan import PlannedAction
 from lifeguard.reconcile import Result
 from lifeguard.river import RESUME_KEY, HeartbeatLocation, RiverDatabase, heartbeat_table_ddl
-from lifeguard.supervisor.execute import Target, execute
+from lifeguard.supervisor.execute import LeadershipLost, Target, execute
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +128,29 @@ async def test_a_restart_without_a_pod_fails_without_asking_the_apiserver(
     [outcome] = await execute([decided(*job, Action.RESTART_POD)], target(db, schema))
 
     assert outcome.result is Result.FAILED and outcome.detail == "no pod to restart"
+
+
+async def test_leadership_lost_between_batches_keeps_what_was_taken(
+    db: RiverDatabase, conn: rj.Conn, schema: str | None
+) -> None:
+    # Retries are written before cancels; the leadership ends after the first batch. The
+    # retry applied, and the loop still logs it (its Event is the next leader's to miss); the
+    # cancel is not written at all.
+    retried = rj.start_job(conn, schema)
+    spared = rj.start_job(conn, schema)
+    asked: list[bool] = []
+
+    def may_act() -> bool:
+        asked.append(True)
+        return len(asked) == 1
+
+    to = replace(target(db, schema), may_act=may_act)
+    with pytest.raises(LeadershipLost) as lost:
+        await execute([decided(*spared, Action.CANCEL), decided(*retried, Action.RETRY)], to)
+
+    assert [(o.decision.job_id, o.result) for o in lost.value.outcomes] == [
+        (retried[0], Result.APPLIED)
+    ]
+    assert "1 actions not taken, 1 taken" in str(lost.value)
+    assert rj.job(conn, schema, retried[0])["state"] in ("available", "retryable")
+    assert rj.job(conn, schema, spared[0])["state"] == "running"

@@ -25,7 +25,14 @@ def always() -> bool:
 
 
 class LeadershipLost(Exception):
-    """The replica's leadership ended before a batch: nothing more is written."""
+    """The replica's leadership ended before a batch: nothing more is written.
+
+    `outcomes`: what the batches before it did, which the replica still says where it may (its
+    log and metrics); Events and the status are the next leader's."""
+
+    def __init__(self, message: str, outcomes: Sequence[Outcome] = ()) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,9 @@ async def execute(actions: Sequence[PlannedAction], to: Target) -> list[Outcome]
         if kind in by_action:
             if not to.may_act():
                 pending = sum(len(batch) for batch in by_action.values())
-                raise LeadershipLost(f"{pending} actions not taken, {len(outcomes)} taken")
+                raise LeadershipLost(
+                    f"{pending} actions not taken, {len(outcomes)} taken", outcomes
+                )
             outcomes += await write(by_action.pop(kind), to)
     for kind, left in by_action.items():
         outcomes += [Outcome(a, Result.FAILED, f"no way to write {kind}") for a in left]

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from lifeguard.cluster.inventory import Inventory
@@ -21,9 +22,11 @@ from lifeguard.model.enums import Cause, HeartbeatStore
 from lifeguard.model.observation import PodFacts
 from lifeguard.model.policy import JobPolicySpec
 from lifeguard.reconcile import (
+    Effects,
     InvalidSpec,
     Outcome,
     ReconcileState,
+    Snapshot,
     configured,
     feed_outcomes,
     patched,
@@ -178,7 +181,11 @@ class Supervisor:
                     self._may_act,
                     heartbeats=scan_query(valid).heartbeats,
                 )
-                outcomes = await execute(effects.actions, target)
+                try:
+                    outcomes = await execute(effects.actions, target)
+                except LeadershipLost as lost:
+                    self._say_taken(snapshot, effects, lost.outcomes)
+                    raise
             self._state, effects = feed_outcomes(snapshot, self._state, effects, outcomes)
             write_logs(self.ref, effects)
             record_metrics(self.ref, effects, self._metrics)
@@ -204,3 +211,15 @@ class Supervisor:
             log.warning("policy %s: leadership lost mid-cycle: %s", self.ref, exc)
         finally:
             self._metrics.scan_duration.labels(str(self.ref)).observe(time.monotonic() - started)
+
+    def _say_taken(self, snapshot: Snapshot, effects: Effects, taken: Sequence[Outcome]) -> None:
+        """The actions earlier batches took before leadership ended, in this replica's log and
+        metrics: they were written (River's `errors` says so too), and the next leader sees
+        their jobs moved on, so nobody else would tell."""
+        if not taken or effects.plan is None:
+            return
+        done = {o.decision.job_id for o in taken}
+        plan = replace(effects.plan, actions=[a for a in effects.plan.actions if a.job_id in done])
+        _, said = feed_outcomes(snapshot, self._state, replace(effects, plan=plan), taken)
+        write_logs(self.ref, said)
+        record_metrics(self.ref, said, self._metrics)
