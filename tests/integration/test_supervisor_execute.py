@@ -134,7 +134,7 @@ async def test_leadership_lost_between_batches_keeps_what_was_taken(
     db: RiverDatabase, conn: rj.Conn, schema: str | None
 ) -> None:
     # Retries are written before cancels; the leadership ends after the first batch. The
-    # retry applied, and the loop still logs it (its Event is the next leader's to miss); the
+    # retry applied, and the loop still logs and counts it (no Event: it no longer leads); the
     # cancel is not written at all.
     retried = rj.start_job(conn, schema)
     spared = rj.start_job(conn, schema)

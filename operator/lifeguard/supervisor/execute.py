@@ -28,7 +28,7 @@ class LeadershipLost(Exception):
     """The replica's leadership ended before a batch: nothing more is written.
 
     `outcomes`: what the batches before it did, which the replica still says where it may (its
-    log and metrics); Events and the status are the next leader's."""
+    log and metrics); it writes no Event or status any more."""
 
     def __init__(self, message: str, outcomes: Sequence[Outcome] = ()) -> None:
         super().__init__(message)

@@ -215,7 +215,8 @@ class Supervisor:
     def _say_taken(self, snapshot: Snapshot, effects: Effects, taken: Sequence[Outcome]) -> None:
         """The actions earlier batches took before leadership ended, in this replica's log and
         metrics: they were written (River's `errors` says so too), and the next leader sees
-        their jobs moved on, so nobody else would tell."""
+        their jobs moved on, so nobody else would tell. No Event: this replica no longer
+        writes to the API."""
         if not taken or effects.plan is None:
             return
         done = {o.decision.job_id for o in taken}
