@@ -12,6 +12,8 @@ module's own (its apiserver and etcd are restarted here, which other modules mus
 - Started while kube-apiserver is down: it names the URL it cannot reach and retries, answers
   /healthz, prints no traceback, and acts once the apiserver is back; a policy whose database
   is not there says so in its conditions. Refused by the apiserver (401): one line, exit 1.
+- kube-apiserver down for 75 s, longer than kopf's retries of one request (54 s): the operator
+  lives on, with no traceback, and a pod deletion afterwards takes the fast path.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ pytestmark = pytest.mark.e2e
 
 RiverDatabase = Callable[..., str]
 SYNC, OUTAGE, STARTUP, NO_DATABASE = "rs-sync", "rs-outage", "rs-startup", "rs-nodb"
+LONG = "rs-long"
 POLICY = "workers"
 HEALTHY_NODE, FROZEN_NODE = "rs-healthy", "rs-frozen"
 
@@ -336,3 +339,34 @@ def test_an_operator_the_apiserver_refuses_exits_with_one_line(
     assert len(errors) == 1, done.stderr
     assert f"cannot use the Kubernetes API at {plane.server}: " in errors[0]
     assert "Unauthorized" in errors[0], errors
+
+
+def test_an_apiserver_outage_longer_than_kopfs_retries_does_not_end_the_operator(
+    state_dir: Path,
+    plane: ControlPlane,
+    admin: KubeClient,
+    agents: dict[str, NodeAgentHandle],
+    river_database: RiverDatabase,
+    worker_binary: Path,
+) -> None:
+    # kopf retries a failed API request for 54 s by default, then lets its watcher fail. An
+    # apiserver that is down longer (an upgrade, a lost control-plane node) must not end the
+    # operator: it waits, then follows again and acts.
+    dsn = river_database()
+    lg = world(plane, admin, LONG, dsn, worker_binary)
+    process = operator(state_dir, plane, "operator-restarts-long", elect=False, namespaces=(LONG,))
+    try:
+        lg.wait_condition(POLICY, "Ready", "True", timeout=60)
+        plane.restart("kube-apiserver", down_for=75)
+        assert process.daemon.alive(), process.log_tail()
+        wait_for(lambda: node_ready(admin, HEALTHY_NODE), timeout=120, what="node ready again")
+        lg.worker_pod("long-w", "long", node=HEALTHY_NODE)
+        job = lg.enqueue("sleep", {"seconds": 600}, queue="long")
+        lg.wait_running_on(job, "long-w")
+        lg.delete_pod("long-w")
+        retried = lg.wait_job(job, ("retryable", "available"), timeout=30)
+        assert lifeguard_errors(retried)[-1].startswith("lifeguard: InfrastructureDeath/")
+        assert process.daemon.alive(), process.log_tail()
+        assert "Traceback" not in process.log_text(), process.log_tail(120)
+    finally:
+        process.stop()
