@@ -45,13 +45,19 @@ def _setns(fd: int) -> None:
 
 
 def pod_pid(pod_uid: str) -> int | None:
-    """A process of the pod (any of its containers, or its sandbox), found by its cgroup."""
+    """A process of the pod (any of its containers, or its sandbox), found by its cgroup, that
+    is in the pod's network namespace already: runc puts a process being created into the
+    pod's cgroup before it joins the pod's namespaces, and a relay into the host's own
+    namespace would find the host's ports taken (EADDRINUSE on the apiserver's port)."""
     marker = f"pod{pod_uid}"
+    host = os.stat("/proc/self/ns/net").st_ino
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if marker in (entry / "cgroup").read_text():
+            if marker in (entry / "cgroup").read_text() and (
+                os.stat(entry / "ns" / "net").st_ino != host
+            ):
                 return int(entry.name)
         except OSError:
             continue
